@@ -1,0 +1,1 @@
+//! Procedural macros of factum. Use them through the `factum` crate.

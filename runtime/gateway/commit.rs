@@ -1,0 +1,160 @@
+//! Group commit: the writes of every aggregate that is waiting go to the journal in one call.
+//!
+//! No background task sits in the path. The first writer to arrive while the journal is idle
+//! becomes the leader and writes at once (alone, with no hop, when nothing else is pending);
+//! writers that arrive while a write is in flight queue up and go together in the next one,
+//! which a task spawned by the finishing leader writes. A leader whose future is dropped
+//! mid-write hands the queue on the same way, and its batch gets an "outcome unknown" error.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::oneshot;
+
+use crate::store::{AtomicWrite, Journal, JournalError};
+
+/// At most this many aggregates' parts go into one journal call.
+const MAX_BATCH: usize = 1024;
+
+type Waiter = oneshot::Sender<Result<(), JournalError>>;
+
+pub(crate) struct Committer {
+    journal: Arc<dyn Journal>,
+    queue: Mutex<Queue>,
+}
+
+#[derive(Default)]
+struct Queue {
+    writes: Vec<AtomicWrite>,
+    waiters: Vec<Waiter>,
+    /// A write is in flight (or a drain task is about to start): new writes queue up.
+    busy: bool,
+}
+
+fn abandoned() -> JournalError {
+    JournalError::Unknown("the journal write was abandoned before it completed".into())
+}
+
+impl Committer {
+    pub fn new(journal: Arc<dyn Journal>) -> Arc<Self> {
+        Arc::new(Committer {
+            journal,
+            queue: Mutex::new(Queue::default()),
+        })
+    }
+
+    pub fn journal(&self) -> &dyn Journal {
+        &*self.journal
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        // The queue holds plain data and no invariant spans a panic point.
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Writes one aggregate's part, together with whatever else is pending.
+    pub async fn commit(self: &Arc<Self>, write: AtomicWrite) -> Result<(), JournalError> {
+        let follower = {
+            let mut queue = self.queue();
+            if queue.busy {
+                let (tx, rx) = oneshot::channel();
+                queue.writes.push(write);
+                queue.waiters.push(tx);
+                Err(rx)
+            } else {
+                queue.busy = true;
+                Ok(write)
+            }
+        };
+        match follower {
+            Ok(write) => self.lead(write).await,
+            Err(rx) => rx.await.unwrap_or_else(|_| Err(abandoned())),
+        }
+    }
+
+    /// Writes `own` alone (the queue was empty when we took the lead), then hands on.
+    async fn lead(self: &Arc<Self>, own: AtomicWrite) -> Result<(), JournalError> {
+        let guard = HandOn { committer: self };
+        let mut results = self.journal.write(vec![own]).await;
+        drop(guard);
+        match results.pop() {
+            Some(result) if results.is_empty() => result,
+            _ => Err(JournalError::Unknown(
+                "the journal returned no result for the write".into(),
+            )),
+        }
+    }
+
+    /// Releases the lead: a drain task takes whatever queued up meanwhile.
+    fn hand_on(self: &Arc<Self>) {
+        let mut queue = self.queue();
+        if queue.writes.is_empty() {
+            queue.busy = false;
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                drop(queue);
+                let committer = Arc::clone(self);
+                runtime.spawn(async move { committer.drain().await });
+            }
+            Err(_) => {
+                // No runtime left to write with: fail the queued writes (nothing was written).
+                queue.writes.clear();
+                queue.waiters.clear();
+                queue.busy = false;
+            }
+        }
+    }
+
+    /// Writes queued batches until the queue is empty.
+    async fn drain(self: Arc<Self>) {
+        loop {
+            let (writes, waiters) = {
+                let mut queue = self.queue();
+                if queue.writes.is_empty() {
+                    queue.busy = false;
+                    return;
+                }
+                let n = queue.writes.len().min(MAX_BATCH);
+                let writes: Vec<_> = queue.writes.drain(..n).collect();
+                let waiters: Vec<_> = queue.waiters.drain(..n).collect();
+                (writes, waiters)
+            };
+            let guard = HandOn { committer: &self };
+            let results = self.journal.write(writes).await;
+            std::mem::forget(guard);
+            deliver(waiters, results);
+        }
+    }
+}
+
+fn deliver(waiters: Vec<Waiter>, results: Vec<Result<(), JournalError>>) {
+    if results.len() == waiters.len() {
+        for (waiter, result) in waiters.into_iter().zip(results) {
+            // A waiter that went away no longer needs its answer.
+            let _ = waiter.send(result);
+        }
+    } else {
+        let error = JournalError::Unknown(format!(
+            "the journal returned {} results for {} writes",
+            results.len(),
+            waiters.len()
+        ));
+        for waiter in waiters {
+            let _ = waiter.send(Err(error.clone()));
+        }
+    }
+}
+
+/// Hands the lead on when the writer finishes or is dropped mid-write.
+struct HandOn<'a> {
+    committer: &'a Arc<Committer>,
+}
+
+impl Drop for HandOn<'_> {
+    fn drop(&mut self) {
+        self.committer.hand_on();
+    }
+}

@@ -1,0 +1,649 @@
+//! The command gateway: [`Repository`] and its builder.
+//!
+//! The path of one command, each step in its own place:
+//! receive ([`Repository::send`]) → dedupe ([`crate::dedupe`]) → recover if needed
+//! ([`crate::recovery`]) → handle → apply and check invariants → batch into the journal
+//! ([`commit`]) → reply.
+
+pub(crate) mod commit;
+pub(crate) mod slots;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, broadcast};
+
+use crate::aggregate::{Aggregate, Command, Event};
+use crate::dedupe::Entry;
+use crate::error::Error;
+use crate::recovery::{self, decode, encode_snapshot};
+use crate::store::{
+    AtomicWrite, EventRecord, Journal, JournalError, SnapshotRecord, SnapshotStore, now_millis,
+};
+use commit::Committer;
+use slots::{Live, Slot, Slots};
+
+/// What a successful command produced: its events and the aggregate's version after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Receipt<E> {
+    /// The events the command wrote (empty if it decided nothing was to be done).
+    pub events: Vec<E>,
+    /// The aggregate's version (sequence number of its last event) after the command.
+    pub version: u64,
+}
+
+/// When to snapshot an aggregate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SnapshotPolicy {
+    /// Never.
+    #[default]
+    Never,
+    /// Whenever a command takes the version across a multiple of `n`.
+    Every(u64),
+}
+
+/// An event as committed, sent to subscribers of [`Repository::subscribe`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed<E> {
+    /// The aggregate's stream.
+    pub persistence_id: Arc<str>,
+    /// The event's sequence number in the stream.
+    pub sequence_nr: u64,
+    /// The event.
+    pub event: E,
+}
+
+type Interceptor<A> = Box<dyn Fn(&<A as Aggregate>::Command) -> Result<(), String> + Send + Sync>;
+type Listener<A> = Box<dyn Fn(&str, u64, &<A as Aggregate>::Event) + Send + Sync>;
+
+pub(crate) struct Config {
+    pub dedupe_window: usize,
+    pub snapshot_every: Option<u64>,
+    pub keep_snapshots: usize,
+    pub conflict_retries: u32,
+    pub passivate_after: Option<Duration>,
+}
+
+pub(crate) struct Inner<A: Aggregate> {
+    pub committer: Arc<Committer>,
+    pub snapshots: Option<Arc<dyn SnapshotStore>>,
+    pub recovery_permits: Semaphore,
+    pub config: Config,
+    slots: Slots<A>,
+    interceptors: Vec<Interceptor<A>>,
+    listeners: Vec<Listener<A>>,
+    taps: broadcast::Sender<Committed<A::Event>>,
+    writer_id: Arc<str>,
+    stopped: AtomicBool,
+    sweeper: std::sync::Once,
+}
+
+/// The command gateway for aggregates of type `A`: a cheap `Clone` handle.
+///
+/// Commands for one aggregate run one at a time, in arrival order; different aggregates
+/// run in parallel, and their journal writes are committed together.
+pub struct Repository<A: Aggregate> {
+    inner: Arc<Inner<A>>,
+}
+
+impl<A: Aggregate> Clone for Repository<A> {
+    fn clone(&self) -> Self {
+        Repository {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<A: Aggregate> fmt::Debug for Repository<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Repository")
+            .field("aggregate", &A::NAME)
+            .field("in_memory", &self.inner.slots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`Repository`]; made by [`Repository::builder`].
+pub struct RepositoryBuilder<A: Aggregate> {
+    journal: Arc<dyn Journal>,
+    snapshots: Option<Arc<dyn SnapshotStore>>,
+    policy: SnapshotPolicy,
+    keep_snapshots: usize,
+    dedupe_window: usize,
+    recovery_permits: usize,
+    passivate_after: Option<Duration>,
+    max_in_memory: usize,
+    conflict_retries: u32,
+    tap_capacity: usize,
+    interceptors: Vec<Interceptor<A>>,
+    listeners: Vec<Listener<A>>,
+}
+
+impl<A: Aggregate> fmt::Debug for RepositoryBuilder<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RepositoryBuilder")
+            .field("policy", &self.policy)
+            .field("keep_snapshots", &self.keep_snapshots)
+            .field("dedupe_window", &self.dedupe_window)
+            .field("recovery_permits", &self.recovery_permits)
+            .field("passivate_after", &self.passivate_after)
+            .field("max_in_memory", &self.max_in_memory)
+            .field("conflict_retries", &self.conflict_retries)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: Aggregate> RepositoryBuilder<A> {
+    /// Snapshots the state into `store` according to `policy`. Only aggregates with a
+    /// snapshot version (`#[aggregate(snapshot)]`) are snapshotted.
+    pub fn snapshots(mut self, store: impl SnapshotStore, policy: SnapshotPolicy) -> Self {
+        self.snapshots = Some(Arc::new(store));
+        self.policy = policy;
+        self
+    }
+
+    /// How many snapshots to keep per aggregate (default 2, at least 1).
+    pub fn keep_snapshots(mut self, keep: usize) -> Self {
+        self.keep_snapshots = keep.max(1);
+        self
+    }
+
+    /// How many command ids per aggregate the dedupe window remembers (default 1024;
+    /// 0 disables deduplication).
+    pub fn dedupe_window(mut self, size: usize) -> Self {
+        self.dedupe_window = size;
+        self
+    }
+
+    /// How many aggregates may recover at the same time (default 16, at least 1).
+    pub fn recovery_permits(mut self, permits: usize) -> Self {
+        self.recovery_permits = permits.max(1);
+        self
+    }
+
+    /// Evicts aggregates from memory after this long without a command (default 5 minutes).
+    pub fn passivate_after(mut self, idle: Duration) -> Self {
+        self.passivate_after = Some(idle);
+        self
+    }
+
+    /// Bounds the aggregates held in memory, evicting the least recently used idle ones
+    /// (default 100,000).
+    pub fn max_in_memory(mut self, max: usize) -> Self {
+        self.max_in_memory = max.max(1);
+        self
+    }
+
+    /// How often a command without an expected version is retried after losing a write
+    /// race to another writer of the same aggregate (default 10).
+    pub fn conflict_retries(mut self, retries: u32) -> Self {
+        self.conflict_retries = retries;
+        self
+    }
+
+    /// Runs `interceptor` on every command before it reaches its aggregate; an `Err`
+    /// rejects the command with `Error::Rejected`.
+    pub fn on_command(
+        mut self,
+        interceptor: impl Fn(&A::Command) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.interceptors.push(Box::new(interceptor));
+        self
+    }
+
+    /// Calls `listener` with the persistence id, sequence number and event of every
+    /// committed event, in order per aggregate.
+    pub fn on_event(
+        mut self,
+        listener: impl Fn(&str, u64, &A::Event) + Send + Sync + 'static,
+    ) -> Self {
+        self.listeners.push(Box::new(listener));
+        self
+    }
+
+    /// How many committed events a slow [`Repository::subscribe`] receiver may lag behind
+    /// before it misses some (default 1024).
+    pub fn tap_capacity(mut self, capacity: usize) -> Self {
+        self.tap_capacity = capacity.max(1);
+        self
+    }
+
+    /// Builds the repository.
+    pub fn build(self) -> Repository<A> {
+        let snapshot_every = match self.policy {
+            SnapshotPolicy::Every(n) if n > 0 && A::SNAPSHOT_VERSION.is_some() => Some(n),
+            _ => None,
+        };
+        Repository {
+            inner: Arc::new(Inner {
+                committer: Committer::new(self.journal),
+                snapshots: self.snapshots,
+                recovery_permits: Semaphore::new(self.recovery_permits),
+                config: Config {
+                    dedupe_window: self.dedupe_window,
+                    snapshot_every,
+                    keep_snapshots: self.keep_snapshots,
+                    conflict_retries: self.conflict_retries,
+                    passivate_after: self.passivate_after,
+                },
+                slots: Slots::new(self.max_in_memory),
+                interceptors: self.interceptors,
+                listeners: self.listeners,
+                taps: broadcast::channel(self.tap_capacity).0,
+                writer_id: Arc::from(writer_id()),
+                stopped: AtomicBool::new(false),
+                sweeper: std::sync::Once::new(),
+            }),
+        }
+    }
+}
+
+/// A writer id unique enough to tell processes and repositories apart in the journal.
+fn writer_id() -> String {
+    use std::sync::atomic::AtomicU64;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{:x}-{:x}-{}",
+        std::process::id(),
+        nanos,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl<A: Aggregate> Repository<A> {
+    /// Starts configuring a repository over `journal`.
+    pub fn builder(journal: impl Journal) -> RepositoryBuilder<A> {
+        RepositoryBuilder {
+            journal: Arc::new(journal),
+            snapshots: None,
+            policy: SnapshotPolicy::Never,
+            keep_snapshots: 2,
+            dedupe_window: 1024,
+            recovery_permits: 16,
+            passivate_after: Some(Duration::from_secs(300)),
+            max_in_memory: 100_000,
+            conflict_retries: 10,
+            tap_capacity: 1024,
+            interceptors: Vec::new(),
+            listeners: Vec::new(),
+        }
+    }
+
+    /// A repository over `journal` with default settings.
+    pub fn new(journal: impl Journal) -> Self {
+        Self::builder(journal).build()
+    }
+
+    /// How many aggregates are held in memory now.
+    pub fn in_memory(&self) -> usize {
+        self.inner.slots.len()
+    }
+
+    /// Evicts every aggregate that has no command in flight; they recover on their next
+    /// command. Idle aggregates are also evicted by themselves (`passivate_after`).
+    pub fn passivate_idle(&self) {
+        self.inner.slots.passivate(0);
+    }
+
+    /// Committed events, as they are committed. A receiver that lags more than
+    /// `tap_capacity` events behind misses the oldest (`RecvError::Lagged`).
+    pub fn subscribe(&self) -> broadcast::Receiver<Committed<A::Event>> {
+        self.inner.taps.subscribe()
+    }
+
+    /// Refuses new commands from now on with `Error::Stopped`; commands already running
+    /// complete.
+    pub fn stop(&self) {
+        self.inner.stopped.store(true, Ordering::Release);
+    }
+
+    /// The current state and version of the aggregate `id`, recovering it if needed.
+    pub async fn state(
+        &self,
+        id: &<A::Command as Command>::Id,
+    ) -> Result<(A, u64), Error<A::Error>> {
+        let slot = self.inner.slots.get(id);
+        let mut cell = slot.cell.lock().await;
+        let live = match cell.take() {
+            Some(live) => live,
+            None => recovery::recover(&self.inner, &slot.persistence_id).await?,
+        };
+        let result = (live.state.clone(), live.version);
+        *cell = Some(live);
+        Ok(result)
+    }
+
+    /// Runs a command: the events it produced and the version after it, once they are
+    /// durable in the journal.
+    pub async fn send(&self, command: A::Command) -> Result<Receipt<A::Event>, Error<A::Error>> {
+        let inner = &*self.inner;
+        self.start_sweeper();
+        let slot = inner.slots.get(command.aggregate_id());
+        if inner.stopped.load(Ordering::Acquire) {
+            return Err(Error::Stopped {
+                persistence_id: slot.persistence_id.to_string(),
+            });
+        }
+        for interceptor in &inner.interceptors {
+            interceptor(&command).map_err(|reason| Error::Rejected {
+                persistence_id: slot.persistence_id.to_string(),
+                reason,
+            })?;
+        }
+        let mut command = command;
+        let mut attempt = 0;
+        loop {
+            match inner.run(&slot, command, attempt).await {
+                Outcome::Done(result) => return result,
+                Outcome::Retry(again) => {
+                    attempt += 1;
+                    tokio::time::sleep(backoff(attempt)).await;
+                    command = again;
+                }
+            }
+        }
+    }
+
+    /// Starts the background passivation sweep on first use (it ends with the repository).
+    fn start_sweeper(&self) {
+        let Some(idle) = self.inner.config.passivate_after else {
+            return;
+        };
+        self.inner.sweeper.call_once(|| {
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                return;
+            };
+            let weak = Arc::downgrade(&self.inner);
+            let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+            let period = (idle / 2).max(Duration::from_millis(10));
+            runtime.spawn(async move {
+                loop {
+                    tokio::time::sleep(period).await;
+                    let Some(inner) = weak.upgrade() else { return };
+                    inner.slots.passivate(idle_ms);
+                }
+            });
+        });
+    }
+}
+
+/// Retry delay after the `attempt`-th lost write race: exponential from 1 ms, capped at
+/// 128 ms, with jitter so that competing writers spread out.
+fn backoff(attempt: u32) -> Duration {
+    let base = 1u64 << attempt.min(7);
+    let jitter = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()) % 1_000_000);
+    Duration::from_millis(base) + Duration::from_nanos(jitter * base / 2)
+}
+
+enum Outcome<A: Aggregate> {
+    Done(Result<Receipt<A::Event>, Error<A::Error>>),
+    /// Lost a write race; run this copy of the command again on the reloaded state.
+    Retry(A::Command),
+}
+
+impl<A: Aggregate> Inner<A> {
+    /// One attempt at a command, holding the aggregate's lock throughout.
+    ///
+    /// The recovered state is taken out of the slot and put back only where memory agrees
+    /// with the journal; on every other exit (an error, a dropped future) the slot stays
+    /// empty and the next command recovers from the journal.
+    async fn run(&self, slot: &Slot<A>, command: A::Command, attempt: u32) -> Outcome<A> {
+        let pid = &slot.persistence_id;
+        let mut cell = slot.cell.lock().await;
+        let mut live = match cell.take() {
+            Some(live) => live,
+            None => match recovery::recover(self, pid).await {
+                Ok(live) => live,
+                Err(error) => return Outcome::Done(Err(error)),
+            },
+        };
+
+        // Dedupe: a repeat gets the first receipt; `handle` does not run.
+        let command_id = match command.command_id() {
+            Some(id) if self.config.dedupe_window > 0 => {
+                if let Some(entry) = live.window.get(id) {
+                    *cell = Some(live);
+                    return Outcome::Done(self.cached_receipt(pid, entry).await);
+                }
+                Some(Arc::<str>::from(id))
+            }
+            Some(id) => Some(Arc::<str>::from(id)),
+            None => None,
+        };
+
+        let expected = command.expected_version();
+        if let Some(expected) = expected
+            && expected != live.version
+        {
+            let actual = live.version;
+            *cell = Some(live);
+            return Outcome::Done(Err(Error::Conflict {
+                persistence_id: pid.to_string(),
+                expected,
+                actual,
+            }));
+        }
+
+        let retry = match expected {
+            None if attempt < self.config.conflict_retries => command.retry_copy(),
+            _ => None,
+        };
+
+        // Handle.
+        let events = match live.state.handle(command) {
+            Ok(events) => events,
+            Err(error) => {
+                *cell = Some(live);
+                return Outcome::Done(Err(Error::Domain(error)));
+            }
+        };
+        if events.is_empty() {
+            if let Some(id) = &command_id {
+                let entry = Entry {
+                    version: live.version,
+                    count: 0,
+                };
+                live.window.record(id, entry, self.config.dedupe_window);
+            }
+            let version = live.version;
+            *cell = Some(live);
+            return Outcome::Done(Ok(Receipt { events, version }));
+        }
+
+        // Encode before anything changes, so that an encoding failure changes nothing.
+        let records = match self.encode(pid, live.version, &events, command_id.as_ref()) {
+            Ok(records) => records,
+            Err(source) => {
+                *cell = Some(live);
+                return Outcome::Done(Err(Error::Journal {
+                    persistence_id: pid.to_string(),
+                    source,
+                }));
+            }
+        };
+
+        // Apply, then check invariants on the new state. A violation leaves the slot empty:
+        // the applied state is thrown away and rebuilt from the journal.
+        let before = live.version;
+        for event in &events {
+            live.state.apply(event);
+        }
+        if let Err(error) = live.state.invariants() {
+            return Outcome::Done(Err(Error::Domain(error)));
+        }
+
+        // Persist, together with other aggregates' pending writes.
+        let write = AtomicWrite {
+            persistence_id: Arc::clone(pid),
+            events: records,
+        };
+        match self.committer.commit(write).await {
+            Ok(()) => {}
+            Err(JournalError::Conflict { .. }) => {
+                if let Some(again) = retry {
+                    tracing::debug!(
+                        persistence_id = &**pid,
+                        attempt,
+                        "write race lost; retrying"
+                    );
+                    return Outcome::Retry(again);
+                }
+                let actual = self
+                    .committer
+                    .journal()
+                    .highest_sequence_nr(pid)
+                    .await
+                    .unwrap_or(before);
+                return Outcome::Done(Err(Error::Conflict {
+                    persistence_id: pid.to_string(),
+                    expected: expected.unwrap_or(before),
+                    actual,
+                }));
+            }
+            Err(source) => {
+                tracing::warn!(persistence_id = &**pid, %source, "journal write failed");
+                return Outcome::Done(Err(Error::Journal {
+                    persistence_id: pid.to_string(),
+                    source,
+                }));
+            }
+        }
+
+        // Durable: memory now agrees with the journal.
+        live.version = before + events.len() as u64;
+        if let Some(id) = &command_id {
+            let entry = Entry {
+                version: live.version,
+                count: u32::try_from(events.len()).unwrap_or(u32::MAX),
+            };
+            live.window.record(id, entry, self.config.dedupe_window);
+        }
+        self.publish(pid, before, &events);
+        if let Some(every) = self.config.snapshot_every
+            && before / every != live.version / every
+        {
+            self.save_snapshot(pid, &live).await;
+        }
+        let version = live.version;
+        *cell = Some(live);
+        Outcome::Done(Ok(Receipt { events, version }))
+    }
+
+    fn encode(
+        &self,
+        pid: &Arc<str>,
+        version: u64,
+        events: &[A::Event],
+        command_id: Option<&Arc<str>>,
+    ) -> Result<Vec<EventRecord>, JournalError> {
+        let timestamp = now_millis();
+        let mut sequence_nr = version;
+        events
+            .iter()
+            .map(|event| {
+                sequence_nr += 1;
+                Ok(EventRecord {
+                    persistence_id: Arc::clone(pid),
+                    sequence_nr,
+                    manifest: Arc::from(event.manifest()),
+                    version: event.version(),
+                    payload: event
+                        .encode()
+                        .map_err(|e| JournalError::Encode(e.to_string()))?,
+                    tags: event.tags(),
+                    command_id: command_id.cloned(),
+                    timestamp,
+                    writer_id: Arc::clone(&self.writer_id),
+                    position: 0,
+                })
+            })
+            .collect()
+    }
+
+    /// Tells listeners and subscribers about committed events.
+    fn publish(&self, pid: &Arc<str>, before: u64, events: &[A::Event]) {
+        let tapped = self.taps.receiver_count() > 0;
+        if !tapped && self.listeners.is_empty() {
+            return;
+        }
+        for (sequence_nr, event) in (before + 1..).zip(events) {
+            for listener in &self.listeners {
+                listener(pid, sequence_nr, event);
+            }
+            if tapped {
+                // No receiver left is fine: taps are optional.
+                let _ = self.taps.send(Committed {
+                    persistence_id: Arc::clone(pid),
+                    sequence_nr,
+                    event: event.clone(),
+                });
+            }
+        }
+    }
+
+    /// The receipt of a command already run: its events, read back from the journal.
+    async fn cached_receipt(
+        &self,
+        pid: &Arc<str>,
+        entry: Entry,
+    ) -> Result<Receipt<A::Event>, Error<A::Error>> {
+        let mut events = Vec::with_capacity(entry.count as usize);
+        let mut next = entry.version + 1 - u64::from(entry.count);
+        while next <= entry.version {
+            let page = self
+                .committer
+                .journal()
+                .read(pid, next, entry.version, recovery::REPLAY_PAGE)
+                .await
+                .map_err(|source| Error::Journal {
+                    persistence_id: pid.to_string(),
+                    source,
+                })?;
+            let Some(last) = page.last() else { break };
+            next = last.sequence_nr + 1;
+            for record in &page {
+                events.push(decode::<A>(record).map_err(Error::Decode)?);
+            }
+        }
+        Ok(Receipt {
+            events,
+            version: entry.version,
+        })
+    }
+
+    /// Saves a snapshot of `live` and prunes old ones. A failure is logged, never returned:
+    /// the command has already succeeded.
+    async fn save_snapshot(&self, pid: &Arc<str>, live: &Live<A>) {
+        let (Some(store), Some(version)) = (&self.snapshots, A::SNAPSHOT_VERSION) else {
+            return;
+        };
+        let payload = match encode_snapshot(live) {
+            Ok(payload) => payload,
+            Err(error) => {
+                tracing::warn!(persistence_id = &**pid, %error, "cannot encode snapshot");
+                return;
+            }
+        };
+        let record = SnapshotRecord {
+            persistence_id: Arc::clone(pid),
+            sequence_nr: live.version,
+            version,
+            payload,
+            timestamp: now_millis(),
+        };
+        if let Err(error) = store.save(record).await {
+            tracing::warn!(persistence_id = &**pid, %error, "cannot save snapshot");
+            return;
+        }
+        if let Err(error) = store.retain(pid, self.config.keep_snapshots).await {
+            tracing::warn!(persistence_id = &**pid, %error, "cannot prune snapshots");
+        }
+    }
+}

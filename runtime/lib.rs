@@ -1,0 +1,40 @@
+//! # factum
+//!
+//! Event-sourced aggregates (DDD/CQRS) from plain structs and enums. Annotate them with
+//! `#[aggregate]`, `#[command]` and `#[event]`; run them with a [`Repository`], which
+//! validates, persists, snapshots, deduplicates and recovers them.
+//!
+//! The traits the macros implement ([`Aggregate`], [`Command`], [`Event`]) can also be
+//! implemented by hand. Stores implement [`Journal`] and [`SnapshotStore`].
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod aggregate;
+mod codec;
+mod dedupe;
+mod error;
+mod gateway;
+mod recovery;
+pub mod store;
+
+pub use aggregate::{Aggregate, Command, Event};
+pub use codec::{CodecError, DecodeError, Tags};
+pub use error::Error;
+pub use gateway::{Committed, Receipt, Repository, RepositoryBuilder, SnapshotPolicy};
+pub use store::memory::{MemoryJournal, MemorySnapshots};
+pub use store::{
+    AtomicWrite, BoxFuture, EventRecord, Journal, JournalError, SnapshotRecord, SnapshotStore,
+};
+
+/// Everything a domain module needs: the traits (and, with the macros, the attributes).
+pub mod prelude {
+    pub use crate::{Aggregate, Command, Event};
+}
+
+/// Hidden re-exports for generated code. Not a public API: may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::{Aggregate, CodecError, Command, Event, Tags};
+    pub use serde;
+    pub use serde_json;
+}

@@ -1,0 +1,171 @@
+//! Snapshot-first recovery: the newest usable snapshot, then only the later events, read
+//! page by page so that no stream is ever held in memory whole.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::aggregate::{Aggregate, Event};
+use crate::codec::{CodecError, DecodeError};
+use crate::dedupe::{Entry, Window};
+use crate::error::Error;
+use crate::gateway::Inner;
+use crate::gateway::slots::Live;
+use crate::store::{EventRecord, JournalError};
+
+/// How many events one journal read returns at most during recovery.
+pub(crate) const REPLAY_PAGE: usize = 1024;
+
+/// What a snapshot payload holds: the state and the dedupe window at that point.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SnapshotPayload {
+    pub state: serde_json::Value,
+    #[serde(default)]
+    pub dedupe: Vec<(String, Entry)>,
+}
+
+pub(crate) async fn recover<A: Aggregate>(
+    inner: &Inner<A>,
+    persistence_id: &Arc<str>,
+) -> Result<Live<A>, Error<A::Error>> {
+    let _permit = inner
+        .recovery_permits
+        .acquire()
+        .await
+        .map_err(|_| Error::Stopped {
+            persistence_id: persistence_id.to_string(),
+        })?;
+    let journal_error = |source: JournalError| Error::Journal {
+        persistence_id: persistence_id.to_string(),
+        source,
+    };
+
+    let mut live = match load_snapshot(inner, persistence_id).await {
+        Some(live) => live,
+        None => Live {
+            state: A::default(),
+            version: 0,
+            window: Window::default(),
+        },
+    };
+    let from_snapshot = live.version;
+
+    loop {
+        let page = inner
+            .committer
+            .journal()
+            .read(persistence_id, live.version + 1, u64::MAX, REPLAY_PAGE)
+            .await
+            .map_err(journal_error)?;
+        let full = page.len() >= REPLAY_PAGE;
+        for record in page {
+            let event = decode::<A>(&record).map_err(Error::Decode)?;
+            live.state.apply(&event);
+            live.version = record.sequence_nr;
+            if let Some(command_id) = &record.command_id {
+                let entry = Entry {
+                    version: record.sequence_nr,
+                    count: 1,
+                };
+                live.window
+                    .record(command_id, entry, inner.config.dedupe_window);
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+
+    if live.version == from_snapshot {
+        // Nothing replayed: events may have been deleted, but the version must not go back.
+        let highest = inner
+            .committer
+            .journal()
+            .highest_sequence_nr(persistence_id)
+            .await
+            .map_err(journal_error)?;
+        live.version = live.version.max(highest);
+    }
+    tracing::debug!(
+        persistence_id = &**persistence_id,
+        snapshot = from_snapshot,
+        replayed = live.version - from_snapshot,
+        "recovered"
+    );
+    Ok(live)
+}
+
+/// The newest snapshot, if there is one of the current version that decodes; otherwise
+/// `None`, with a warning, so that recovery replays the whole journal.
+async fn load_snapshot<A: Aggregate>(inner: &Inner<A>, persistence_id: &str) -> Option<Live<A>> {
+    let version = A::SNAPSHOT_VERSION?;
+    let store = inner.snapshots.as_ref()?;
+    let record = match store.load(persistence_id, u64::MAX).await {
+        Ok(record) => record?,
+        Err(error) => {
+            tracing::warn!(persistence_id, %error, "cannot load snapshot; replaying the journal");
+            return None;
+        }
+    };
+    if record.version != version {
+        tracing::warn!(
+            persistence_id,
+            stored = record.version,
+            current = version,
+            "snapshot of another version; replaying the journal"
+        );
+        return None;
+    }
+    let decoded = serde_json::from_slice::<SnapshotPayload>(&record.payload)
+        .map_err(CodecError::from)
+        .and_then(|payload| Ok((A::decode_snapshot(payload.state)?, payload.dedupe)));
+    match decoded {
+        Ok((state, dedupe)) => Some(Live {
+            state,
+            version: record.sequence_nr,
+            window: Window::from_list(
+                dedupe
+                    .into_iter()
+                    .map(|(id, e)| (Arc::from(id), e))
+                    .collect(),
+                inner.config.dedupe_window,
+            ),
+        }),
+        Err(error) => {
+            tracing::warn!(
+                persistence_id,
+                sequence_nr = record.sequence_nr,
+                %error,
+                "cannot decode snapshot; replaying the journal"
+            );
+            None
+        }
+    }
+}
+
+/// Encodes the state and dedupe window of `live` as a snapshot payload.
+pub(crate) fn encode_snapshot<A: Aggregate>(live: &Live<A>) -> Result<Vec<u8>, CodecError> {
+    let payload = SnapshotPayload {
+        state: live.state.encode_snapshot()?,
+        dedupe: live
+            .window
+            .to_list()
+            .into_iter()
+            .map(|(id, e)| (id.to_string(), e))
+            .collect(),
+    };
+    Ok(serde_json::to_vec(&payload)?)
+}
+
+/// Decodes one stored event of `A`, naming where it is on failure.
+pub(crate) fn decode<A: Aggregate>(record: &EventRecord) -> Result<A::Event, DecodeError> {
+    A::Event::decode(&record.manifest, record.version, &record.payload).map_err(|source| {
+        DecodeError {
+            persistence_id: record.persistence_id.to_string(),
+            sequence_nr: record.sequence_nr,
+            manifest: record.manifest.to_string(),
+            version: record.version,
+            source,
+        }
+    })
+}

@@ -1,0 +1,113 @@
+//! A failing journal: the affected commands get `Error::Journal` naming the persistence id,
+//! memory is rebuilt from the journal, and other aggregates are unaffected.
+
+mod common;
+
+use common::*;
+use factum::{Error, JournalError, MemoryJournal, Repository};
+
+#[tokio::test]
+async fn a_write_that_fails_before_writing_changes_nothing() {
+    let journal = Faulty::new(MemoryJournal::new());
+    let repo: Repository<Counter> = Repository::new(journal.clone());
+    repo.send(add("a", 1)).await.unwrap();
+    journal.fail(2, Fault::FailBefore);
+    let error = repo.send(add("a", 10)).await.unwrap_err();
+    match &error {
+        Error::Journal {
+            persistence_id,
+            source: JournalError::Backend(_),
+        } => {
+            assert_eq!(persistence_id, "counter-a")
+        }
+        other => panic!("expected a journal error, got {other:?}"),
+    }
+    assert!(error.to_string().contains("counter-a"), "{error}");
+    assert!(error.to_string().contains("disk on fire"), "{error}");
+    let receipt = repo.send(add("a", 1)).await.unwrap();
+    assert_eq!(receipt.version, 2);
+    let (state, _) = repo.state(&"a".to_string()).await.unwrap();
+    assert_eq!(state.value, stored_value(&journal.inner, "counter-a").await);
+    assert_eq!(state.value, 2);
+}
+
+#[tokio::test]
+async fn a_write_that_fails_after_writing_is_recovered_from_the_journal() {
+    let journal = Faulty::new(MemoryJournal::new());
+    let repo: Repository<Counter> = Repository::new(journal.clone());
+    repo.send(add("a", 1)).await.unwrap();
+    journal.fail(2, Fault::FailAfter);
+    let error = repo.send(add("a", 10)).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Journal {
+                source: JournalError::Unknown(_),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    // The event did land: the next command continues after it.
+    let receipt = repo.send(add("a", 1)).await.unwrap();
+    assert_eq!(receipt.version, 3);
+    let (state, version) = repo.state(&"a".to_string()).await.unwrap();
+    assert_eq!((state.value, version), (12, 3));
+    assert_eq!(state.value, stored_value(&journal.inner, "counter-a").await);
+}
+
+/// One aggregate's part of a batch conflicts; the other parts of the same journal call
+/// are written and their commands succeed.
+#[tokio::test]
+async fn a_failing_part_does_not_fail_the_rest_of_the_batch() {
+    let journal = Faulty::new(MemoryJournal::new());
+    let repo: Repository<Counter> = Repository::builder(journal.clone())
+        .conflict_retries(0)
+        .build();
+    let other: Repository<Counter> = Repository::new(journal.inner.clone());
+    repo.send(add("a", 1)).await.unwrap();
+    // Another writer moves `a` ahead behind this repository's back.
+    other.send(add("a", 1)).await.unwrap();
+
+    journal.gate_writes();
+    let first = tokio::spawn({
+        let repo = repo.clone();
+        async move { repo.send(add("first", 1)).await }
+    });
+    journal.write_started().await;
+    let stale = tokio::spawn({
+        let repo = repo.clone();
+        async move { repo.send(add("a", 1)).await }
+    });
+    let fine = tokio::spawn({
+        let repo = repo.clone();
+        async move { repo.send(add("b", 1)).await }
+    });
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    journal.release_writes();
+    first.await.unwrap().unwrap();
+    let error = stale.await.unwrap().unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Conflict {
+                expected: 1,
+                actual: 2,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(fine.await.unwrap().unwrap().version, 1);
+    assert_eq!(
+        journal.batches(),
+        vec![1, 1, 2],
+        "a and b went in one journal call"
+    );
+    assert_eq!(stored_value(&journal.inner, "counter-a").await, 2);
+    assert_eq!(stored_value(&journal.inner, "counter-b").await, 1);
+    // `a` is rebuilt from the journal on its next command.
+    assert_eq!(repo.send(add("a", 1)).await.unwrap().version, 3);
+}

@@ -1,0 +1,56 @@
+//! Passivation: idle aggregates leave memory; the number held is bounded; an evicted
+//! aggregate comes back with its state.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use factum::{MemoryJournal, Repository};
+
+#[tokio::test]
+async fn max_in_memory_bounds_the_aggregates_held() {
+    let repo: Repository<Counter> = Repository::builder(MemoryJournal::new())
+        .max_in_memory(100)
+        .build();
+    for round in 1..=2 {
+        for i in 0..1000 {
+            repo.send(add(&i.to_string(), 1)).await.unwrap();
+            assert!(repo.in_memory() <= 100, "{} in memory", repo.in_memory());
+        }
+        for i in [0, 500, 999] {
+            let (state, version) = repo.state(&i.to_string()).await.unwrap();
+            assert_eq!((state.value, version), (round, round as u64));
+        }
+    }
+}
+
+#[tokio::test]
+async fn idle_aggregates_are_passivated_after_the_idle_time() {
+    let repo: Repository<Counter> = Repository::builder(MemoryJournal::new())
+        .passivate_after(Duration::from_millis(20))
+        .build();
+    for i in 0..50 {
+        repo.send(add(&i.to_string(), 1)).await.unwrap();
+    }
+    assert_eq!(repo.in_memory(), 50);
+    // The sweep runs every 10 ms; give it up to 10 s on a loaded machine.
+    for _ in 0..1000 {
+        if repo.in_memory() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(repo.in_memory(), 0);
+    assert_eq!(repo.send(add("7", 1)).await.unwrap().version, 2);
+}
+
+#[tokio::test]
+async fn passivate_idle_evicts_and_the_state_comes_back() {
+    let repo: Repository<Counter> = Repository::new(MemoryJournal::new());
+    repo.send(add("a", 3)).await.unwrap();
+    repo.passivate_idle();
+    assert_eq!(repo.in_memory(), 0);
+    let (state, version) = repo.state(&"a".to_string()).await.unwrap();
+    assert_eq!((state.value, version, state.applied), (3, 1, 1));
+}

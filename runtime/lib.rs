@@ -13,6 +13,7 @@ mod aggregate;
 mod codec;
 mod dedupe;
 mod error;
+mod fixture;
 mod gateway;
 mod recovery;
 pub mod store;
@@ -20,6 +21,7 @@ pub mod store;
 pub use aggregate::{Aggregate, Command, Event};
 pub use codec::{CodecError, DecodeError, Tags};
 pub use error::Error;
+pub use fixture::{TestFixture, TestOutcome};
 pub use gateway::{Committed, Receipt, Repository, RepositoryBuilder, SnapshotPolicy};
 pub use store::memory::{MemoryJournal, MemorySnapshots};
 pub use store::{

@@ -194,7 +194,7 @@ async fn a_long_stream_recovers_in_bounded_pages() {
             .map(|i| EventRecord {
                 persistence_id: pid.clone(),
                 sequence_nr: chunk * 10_000 + i,
-                manifest: Arc::from("added"),
+                manifest: "added".into(),
                 version: 1,
                 payload: b"1".to_vec(),
                 tags: Tags::NONE,

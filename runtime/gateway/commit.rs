@@ -2,9 +2,10 @@
 //!
 //! No background task sits in the path. The first writer to arrive while the journal is idle
 //! becomes the leader and writes at once (alone, with no hop, when nothing else is pending);
-//! writers that arrive while a write is in flight queue up and go together in the next one,
-//! which a task spawned by the finishing leader writes. A leader whose future is dropped
-//! mid-write hands the queue on the same way, and its batch gets an "outcome unknown" error.
+//! writers that arrive while a write is in flight queue up and go together in the next
+//! journal call, which the leader makes before it gives the lead up. A leader whose future
+//! is dropped mid-write hands the queue to a spawned task, and the writes of its batch get
+//! an "outcome unknown" error.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -14,6 +15,9 @@ use crate::store::{AtomicWrite, Journal, JournalError};
 
 /// At most this many aggregates' parts go into one journal call.
 const MAX_BATCH: usize = 1024;
+
+/// How many further journal calls a leader makes for others before handing on to a task.
+const LEADER_ROUNDS: usize = 4;
 
 type Waiter = oneshot::Sender<Result<(), JournalError>>;
 
@@ -73,11 +77,13 @@ impl Committer {
         }
     }
 
-    /// Writes `own` alone (the queue was empty when we took the lead), then hands on.
+    /// Writes `own` alone (the queue was empty when we took the lead), then whatever
+    /// queued up meanwhile, before giving the lead up.
     async fn lead(self: &Arc<Self>, own: AtomicWrite) -> Result<(), JournalError> {
         let guard = HandOn { committer: self };
         let mut results = self.journal.write(vec![own]).await;
-        drop(guard);
+        std::mem::forget(guard);
+        self.drain(LEADER_ROUNDS).await;
         match results.pop() {
             Some(result) if results.is_empty() => result,
             _ => Err(JournalError::Unknown(
@@ -86,31 +92,12 @@ impl Committer {
         }
     }
 
-    /// Releases the lead: a drain task takes whatever queued up meanwhile.
-    fn hand_on(self: &Arc<Self>) {
-        let mut queue = self.queue();
-        if queue.writes.is_empty() {
-            queue.busy = false;
-            return;
-        }
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                drop(queue);
-                let committer = Arc::clone(self);
-                runtime.spawn(async move { committer.drain().await });
-            }
-            Err(_) => {
-                // No runtime left to write with: fail the queued writes (nothing was written).
-                queue.writes.clear();
-                queue.waiters.clear();
-                queue.busy = false;
-            }
-        }
-    }
-
-    /// Writes queued batches until the queue is empty.
-    async fn drain(self: Arc<Self>) {
-        loop {
+    /// Writes queued batches until the queue is empty, then gives the lead up; after
+    /// `rounds` journal calls, a spawned task takes over instead, so that a leader's own
+    /// reply is not held up by a steady stream of other writes. If dropped midway, a task
+    /// takes over too (see [`HandOn`]).
+    async fn drain(self: &Arc<Self>, rounds: usize) {
+        for _ in 0..rounds {
             let (writes, waiters) = {
                 let mut queue = self.queue();
                 if queue.writes.is_empty() {
@@ -122,10 +109,33 @@ impl Committer {
                 let waiters: Vec<_> = queue.waiters.drain(..n).collect();
                 (writes, waiters)
             };
-            let guard = HandOn { committer: &self };
+            let guard = HandOn { committer: self };
             let results = self.journal.write(writes).await;
             std::mem::forget(guard);
             deliver(waiters, results);
+        }
+        self.hand_on();
+    }
+
+    /// Gives the lead up, or hands it to a task when writes are queued.
+    fn hand_on(self: &Arc<Self>) {
+        let mut queue = self.queue();
+        if queue.writes.is_empty() {
+            queue.busy = false;
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                drop(queue);
+                let committer = Arc::clone(self);
+                runtime.spawn(async move { committer.drain(usize::MAX).await });
+            }
+            Err(_) => {
+                // No runtime left to write with: fail the queued writes (nothing was written).
+                queue.writes.clear();
+                queue.waiters.clear();
+                queue.busy = false;
+            }
         }
     }
 }
@@ -148,7 +158,7 @@ fn deliver(waiters: Vec<Waiter>, results: Vec<Result<(), JournalError>>) {
     }
 }
 
-/// Hands the lead on when the writer finishes or is dropped mid-write.
+/// Hands the lead on when a leader is dropped mid-write (forgotten on normal completion).
 struct HandOn<'a> {
     committer: &'a Arc<Committer>,
 }

@@ -8,6 +8,7 @@
 pub(crate) mod commit;
 pub(crate) mod slots;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -552,7 +553,7 @@ impl<A: Aggregate> Inner<A> {
                 Ok(EventRecord {
                     persistence_id: Arc::clone(pid),
                     sequence_nr,
-                    manifest: Arc::from(event.manifest()),
+                    manifest: Cow::Borrowed(event.manifest()),
                     version: event.version(),
                     payload: event
                         .encode()

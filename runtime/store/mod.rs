@@ -6,6 +6,7 @@
 //! SQL stores map this onto one transaction per batch, a savepoint per part, and a unique
 //! `(persistence_id, sequence_nr)` key.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -25,7 +26,7 @@ pub struct EventRecord {
     /// Position in its stream, from 1, without gaps.
     pub sequence_nr: u64,
     /// The event kind's stored name.
-    pub manifest: Arc<str>,
+    pub manifest: Cow<'static, str>,
     /// The event kind's format version when it was written.
     pub version: u32,
     /// The payload: JSON text.

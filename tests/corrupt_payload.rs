@@ -3,11 +3,14 @@
 
 mod support;
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 use factum::{Error, Journal, Repository};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 use support::{Account, Deposit};
 
 /// Two accounts with two deposits each; then `corrupt` damages `account-bad` #2; then a
 /// fresh repository (nothing in memory) must fail on `bad` only.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 async fn check<J: Journal + Clone>(journal: J, corrupt: impl AsyncFnOnce()) {
     let before: Repository<Account> = Repository::new(journal.clone());
     for account in ["bad", "good"] {

@@ -169,3 +169,40 @@ async fn file_is_wal_and_readable_with_sql() {
     drop(conn);
     remove_sqlite(&path);
 }
+
+/// Dropping the last handle stops the writer thread and closes every connection: SQLite
+/// then checkpoints the WAL into the file and removes it. Clones share one writer.
+#[tokio::test]
+async fn dropping_the_last_handle_closes_the_file_cleanly() {
+    let path = sqlite_path("close");
+    let wal = {
+        let mut name = path.as_os_str().to_owned();
+        name.push("-wal");
+        std::path::PathBuf::from(name)
+    };
+    let journal = SqliteJournal::open(&path).await.unwrap();
+    let clone = journal.clone();
+    let accounts: Repository<Account> = Repository::new(clone.clone());
+    accounts.send(Deposit::new("close", 1)).await.unwrap();
+    assert_eq!(
+        journal.highest_sequence_nr("account-close").await.unwrap(),
+        1
+    );
+    drop(accounts);
+    drop(journal);
+    assert!(wal.exists(), "a clone is still open");
+    assert_eq!(clone.highest_sequence_nr("account-close").await.unwrap(), 1);
+    drop(clone);
+    assert!(
+        !wal.exists(),
+        "the WAL is checkpointed and removed on close"
+    );
+
+    let reopened = SqliteJournal::open(&path).await.unwrap();
+    assert_eq!(
+        reopened.highest_sequence_nr("account-close").await.unwrap(),
+        1
+    );
+    drop(reopened);
+    remove_sqlite(&path);
+}

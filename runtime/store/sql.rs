@@ -61,12 +61,14 @@ pub(crate) fn to_u32(
 }
 
 /// The tags as a JSON array of strings, as stored in the `tags` column.
+#[cfg(feature = "sqlite")]
 pub(crate) fn tags_json(tags: &Tags) -> String {
     let list: Vec<&str> = tags.iter().collect();
     serde_json::Value::from(list).to_string()
 }
 
 /// The tags read back from the `tags` column.
+#[cfg(feature = "sqlite")]
 pub(crate) fn parse_tags(
     json: &str,
     persistence_id: &str,

@@ -141,3 +141,43 @@ async fn lost_race_retries_without_expected_version_and_conflicts_with_one() {
     );
     drop_schema(&url, &schema).await;
 }
+
+/// The server drops the pool's connection: at most the call on that connection fails, and
+/// the next call reconnects. Nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_after_the_server_drops_the_connection() {
+    let Some(url) = postgres_url() else { return };
+    let schema = unique("factum_t_reconnect");
+    let app = unique("factum_app");
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let journal = PostgresJournal::builder(&format!("{url}{separator}application_name={app}"))
+        .schema(&schema)
+        .pool_size(1)
+        .connect()
+        .await
+        .expect("connect");
+    let accounts: Repository<Account> = Repository::new(journal.clone());
+    accounts.send(Deposit::new("r", 1)).await.unwrap();
+
+    let admin = support::postgres_client(&url, &schema).await;
+    let killed = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .await
+        .unwrap();
+    assert_eq!(killed.len(), 1, "the pool's one connection");
+
+    let mut failures = 0;
+    let receipt = loop {
+        match accounts.send(Deposit::new("r", 2)).await {
+            Ok(receipt) => break receipt,
+            Err(Error::Journal { .. }) if failures == 0 => failures += 1,
+            Err(other) => panic!("after {failures} failures: {other}"),
+        }
+    };
+    assert_eq!(receipt.version, 2);
+    assert_eq!(journal.highest_sequence_nr("account-r").await.unwrap(), 2);
+    drop_schema(&url, &schema).await;
+}

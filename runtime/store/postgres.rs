@@ -48,6 +48,7 @@
 //! a connection found closed is replaced on next use.
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -220,6 +221,9 @@ struct Pool {
 struct Conn {
     client: Client,
     st: Statements,
+    /// An error without an SQL state (I/O, closed) was seen: do not reuse the connection,
+    /// even if its background task has not noticed yet.
+    broken: AtomicBool,
 }
 
 struct Statements {
@@ -343,6 +347,7 @@ impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take()
             && !conn.client.is_closed()
+            && !conn.broken.load(Ordering::Relaxed)
         {
             self.pool.idle_list().push(conn);
         }
@@ -351,6 +356,28 @@ impl Drop for Lease<'_> {
 
 fn pg(error: tokio_postgres::Error) -> JournalError {
     JournalError::backend(error)
+}
+
+/// [`pg`], marking the connection broken when the error ends the session: not a server
+/// answer at all (I/O, closed), a `FATAL` one, or a connection / operator-intervention
+/// state (classes 08 and 57, such as `pg_terminate_backend`).
+fn fail(broken: &AtomicBool, error: tokio_postgres::Error) -> JournalError {
+    if ends_session(&error) {
+        broken.store(true, Ordering::Relaxed);
+    }
+    pg(error)
+}
+
+fn ends_session(error: &tokio_postgres::Error) -> bool {
+    match error.as_db_error() {
+        None => true,
+        Some(db) => {
+            let code = db.code().code();
+            matches!(db.severity(), "FATAL" | "PANIC")
+                || code.starts_with("08")
+                || code.starts_with("57")
+        }
+    }
 }
 
 impl Pool {
@@ -440,7 +467,11 @@ impl Pool {
             tx.commit().await.map_err(pg)?;
         }
         let st = Statements::prepare(&client).await.map_err(pg)?;
-        Ok(Conn { client, st })
+        Ok(Conn {
+            client,
+            st,
+            broken: AtomicBool::new(false),
+        })
     }
 }
 
@@ -448,8 +479,10 @@ impl Pool {
 async fn write_part(
     tx: &Transaction<'_>,
     st: &Statements,
+    broken: &AtomicBool,
     part: &AtomicWrite,
 ) -> Result<(), JournalError> {
+    let pg = |error| fail(broken, error);
     let pid: &str = &part.persistence_id;
     let Some(last) = part.events.last() else {
         return Ok(());
@@ -537,7 +570,8 @@ impl PostgresJournal {
             Err(error) => return all(error),
         };
         let conn = lease.conn();
-        let st = &conn.st;
+        let (st, broken) = (&conn.st, &conn.broken);
+        let pg = |error| fail(broken, error);
         let mut tx = match conn.client.transaction().await {
             Ok(tx) => tx,
             Err(error) => return all(pg(error)),
@@ -548,7 +582,7 @@ impl PostgresJournal {
         let mut results: Vec<Result<(), JournalError>> = batch.iter().map(|_| Ok(())).collect();
         if batch.len() == 1 {
             // One part: the transaction is its savepoint.
-            results[0] = write_part(&tx, st, &batch[0]).await;
+            results[0] = write_part(&tx, st, broken, &batch[0]).await;
         } else {
             for index in order {
                 let part = &batch[index];
@@ -556,7 +590,7 @@ impl PostgresJournal {
                     continue;
                 }
                 results[index] = match tx.savepoint("factum_part").await {
-                    Ok(savepoint) => match write_part(&savepoint, st, part).await {
+                    Ok(savepoint) => match write_part(&savepoint, st, broken, part).await {
                         Ok(()) => savepoint.commit().await.map_err(pg),
                         Err(error) => {
                             // A failed rollback surfaces in the commit below.
@@ -574,11 +608,13 @@ impl PostgresJournal {
             return results;
         }
         if let Err(error) = tx.commit().await {
-            let error = if error.code().is_some() {
+            let error = if ends_session(&error) {
+                // The session ended around the commit: it may have happened or not.
+                broken.store(true, Ordering::Relaxed);
+                JournalError::Unknown(format!("the PostgreSQL commit did not complete: {error}"))
+            } else {
                 // The server answered: the transaction was rolled back.
                 pg(error)
-            } else {
-                JournalError::Unknown(format!("the PostgreSQL commit did not complete: {error}"))
             };
             for result in &mut results {
                 if result.is_ok() {
@@ -595,7 +631,8 @@ impl PostgresJournal {
         f: impl AsyncFnOnce(&Conn) -> Result<T, tokio_postgres::Error>,
     ) -> Result<T, JournalError> {
         let mut lease = self.pool.get().await?;
-        f(lease.conn()).await.map_err(pg)
+        let conn = lease.conn();
+        f(conn).await.map_err(|error| fail(&conn.broken, error))
     }
 }
 
@@ -649,6 +686,7 @@ impl Journal for PostgresJournal {
             let to = clamp_i64(to);
             let mut lease = self.pool.get().await?;
             let conn = lease.conn();
+            let pg = |error| fail(&conn.broken, error);
             let tx = conn.client.transaction().await.map_err(pg)?;
             tx.execute(&conn.st.delete_tags, &[&persistence_id, &to])
                 .await

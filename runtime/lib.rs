@@ -24,6 +24,10 @@ pub use error::Error;
 pub use fixture::{TestFixture, TestOutcome};
 pub use gateway::{Committed, Receipt, Repository, RepositoryBuilder, SnapshotPolicy};
 pub use store::memory::{MemoryJournal, MemorySnapshots};
+#[cfg(feature = "postgres")]
+pub use store::postgres::PostgresJournal;
+#[cfg(feature = "sqlite")]
+pub use store::sqlite::SqliteJournal;
 pub use store::{
     AtomicWrite, BoxFuture, EventRecord, Journal, JournalError, SnapshotRecord, SnapshotStore,
 };

@@ -1,0 +1,802 @@
+//! [`PostgresJournal`]: the store for users who outgrow one machine. Several processes on
+//! one database may serve the same aggregates.
+//!
+//! # Layout
+//!
+//! Tables (schema version 1, kept in `factum_schema_version`, created on connect under an
+//! advisory lock so that concurrent processes do not race):
+//!
+//! - `factum_events`: one row per event: `position` (`bigserial`, the global order),
+//!   `persistence_id`, `sequence_nr` (unique together), `manifest`, `version`, `payload`
+//!   (JSON text: `select payload::jsonb from factum_events` in `psql`), `tags` (`text[]`),
+//!   `command_id`, `timestamp` (milliseconds since the Unix epoch) and `writer_id`;
+//! - `factum_event_tags (tag, position)`: the index for reading by tag;
+//! - `factum_streams (persistence_id, highest)`: the highest sequence number of every
+//!   stream, which deleting events never lowers;
+//! - `factum_snapshots (persistence_id, sequence_nr, version, payload, timestamp)`.
+//!
+//! The tables live in the connection's `search_path` (normally `public`). To keep several
+//! applications (or test runs) apart in one database, give each its own schema with
+//! [`PostgresJournal::connect_with_schema`] or [`PostgresBuilder::schema`] (the schema is
+//! created if needed), or put `options=-csearch_path%3Dname` in the URL.
+//!
+//! # Writing
+//!
+//! One transaction per [`Journal::write`] call, a savepoint per aggregate's part. A part
+//! locks its stream's `factum_streams` row (`SELECT ... FOR UPDATE`), checks that its
+//! sequence numbers continue the stream, inserts its events and moves the stream's
+//! highest number. A second writer of the same stream waits for the first and then sees
+//! its number taken: [`JournalError::Conflict`]; for a new stream the unique
+//! `(persistence_id, sequence_nr)` key does the same. Parts are written in persistence-id
+//! order, so that concurrent batches always lock streams in one order and never deadlock.
+//! A commit whose answer is lost (the connection dropped) is [`JournalError::Unknown`].
+//!
+//! # Global order
+//!
+//! `position` comes from a sequence when a row is inserted, and transactions may commit in
+//! another order than they drew their numbers: a reader of [`Journal::read_all`] or
+//! [`Journal::read_tag`] that pages with `after` may see position 12 before position 11 is
+//! committed and then skip it. Positions are unique and increasing in each stream; reading
+//! "everything in order" is exact once writers are quiet. (Good enough for this release;
+//! a gap-aware reader is future work.)
+//!
+//! # Limits
+//!
+//! PostgreSQL `text` cannot hold the NUL character: a persistence id, tag or payload
+//! containing `\0` is refused with a backend error. TLS is not supported (`NoTls`).
+//! Connections come from a small built-in pool ([`PostgresBuilder::pool_size`], default 4);
+//! a connection found closed is replaced on next use.
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Config, NoTls, Row, Statement, Transaction};
+
+use super::sql::{
+    check_sequence, clamp_i64, conflict, corrupt, distinct_tags, limit, payload_text, to_i64,
+    to_u32, to_u64,
+};
+use super::{
+    AtomicWrite, BoxFuture, EventRecord, Journal, JournalError, SnapshotRecord, SnapshotStore,
+};
+
+/// The schema version this code writes and reads.
+const SCHEMA_VERSION: i32 = 1;
+
+/// The advisory lock key held while creating the schema ("factum" in ASCII).
+const SCHEMA_LOCK: i64 = 0x6661_6374_756d;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS factum_events (
+    position       BIGSERIAL PRIMARY KEY,
+    persistence_id TEXT      NOT NULL,
+    sequence_nr    BIGINT    NOT NULL,
+    manifest       TEXT      NOT NULL,
+    version        BIGINT    NOT NULL,
+    payload        TEXT      NOT NULL,
+    tags           TEXT[]    NOT NULL DEFAULT '{}',
+    command_id     TEXT,
+    timestamp      BIGINT    NOT NULL,
+    writer_id      TEXT      NOT NULL,
+    UNIQUE (persistence_id, sequence_nr)
+);
+CREATE TABLE IF NOT EXISTS factum_event_tags (
+    tag      TEXT   NOT NULL,
+    position BIGINT NOT NULL,
+    PRIMARY KEY (tag, position)
+);
+CREATE TABLE IF NOT EXISTS factum_streams (
+    persistence_id TEXT   NOT NULL PRIMARY KEY,
+    highest        BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS factum_snapshots (
+    persistence_id TEXT   NOT NULL,
+    sequence_nr    BIGINT NOT NULL,
+    version        BIGINT NOT NULL,
+    payload        TEXT   NOT NULL,
+    timestamp      BIGINT NOT NULL,
+    PRIMARY KEY (persistence_id, sequence_nr)
+);
+CREATE TABLE IF NOT EXISTS factum_schema_version (
+    version INTEGER NOT NULL
+);
+";
+
+const EVENT_COLUMNS: &str = "e.position, e.persistence_id, e.sequence_nr, e.manifest, e.version, \
+     e.payload, e.tags, e.command_id, e.timestamp, e.writer_id";
+
+/// A [`Journal`] and [`SnapshotStore`] on PostgreSQL (feature `postgres`). A cheap `Clone`
+/// handle: clones share the connection pool.
+///
+/// See the [module documentation](self) for the tables, the write path and the limits.
+#[derive(Clone)]
+pub struct PostgresJournal {
+    pool: Arc<Pool>,
+}
+
+/// Configures a [`PostgresJournal`]; made by [`PostgresJournal::builder`].
+#[derive(Debug, Clone)]
+pub struct PostgresBuilder {
+    url: String,
+    schema: Option<String>,
+    pool_size: usize,
+}
+
+impl PostgresBuilder {
+    /// Keeps the tables in this PostgreSQL schema, created if needed. The name must be 1
+    /// to 63 ASCII letters, digits or underscores, not starting with a digit.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    /// How many connections the pool opens at most (default 4, at least 1).
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size.max(1);
+        self
+    }
+
+    /// Connects, creates the schema and tables if needed, and checks the schema version.
+    pub async fn connect(self) -> Result<PostgresJournal, JournalError> {
+        let config = Config::from_str(&self.url).map_err(JournalError::backend)?;
+        let schema = match self.schema {
+            Some(name) => Some(quote_schema(&name)?),
+            None => None,
+        };
+        let pool = Pool {
+            config,
+            schema,
+            idle: Mutex::new(Vec::new()),
+            permits: Semaphore::new(self.pool_size),
+        };
+        let first = pool.open(true).await?;
+        pool.idle_list().push(first);
+        Ok(PostgresJournal {
+            pool: Arc::new(pool),
+        })
+    }
+}
+
+/// The schema name, validated and quoted as an SQL identifier.
+fn quote_schema(name: &str) -> Result<String, JournalError> {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(format!("\"{name}\""))
+    } else {
+        Err(corrupt(format!(
+            "invalid schema name `{name}`: use 1 to 63 ASCII letters, digits or underscores"
+        )))
+    }
+}
+
+impl PostgresJournal {
+    /// Connects to `url` (for example `postgres://user@host:5432/db`), creating the tables
+    /// in the connection's `search_path` if needed.
+    pub async fn connect(url: &str) -> Result<PostgresJournal, JournalError> {
+        Self::builder(url).connect().await
+    }
+
+    /// Connects to `url` and keeps the tables in `schema` (created if needed).
+    pub async fn connect_with_schema(
+        url: &str,
+        schema: &str,
+    ) -> Result<PostgresJournal, JournalError> {
+        Self::builder(url).schema(schema).connect().await
+    }
+
+    /// Starts configuring a connection to `url`.
+    pub fn builder(url: &str) -> PostgresBuilder {
+        PostgresBuilder {
+            url: url.to_owned(),
+            schema: None,
+            pool_size: 4,
+        }
+    }
+}
+
+impl std::fmt::Debug for PostgresJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresJournal")
+            .field("schema", &self.pool.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A tiny connection pool: at most `permits` connections, idle ones kept for reuse.
+struct Pool {
+    config: Config,
+    schema: Option<String>,
+    idle: Mutex<Vec<Conn>>,
+    permits: Semaphore,
+}
+
+/// A connection with its prepared statements.
+struct Conn {
+    client: Client,
+    st: Statements,
+    /// An error without an SQL state (I/O, closed) was seen: do not reuse the connection,
+    /// even if its background task has not noticed yet.
+    broken: AtomicBool,
+}
+
+struct Statements {
+    lock_stream: Statement,
+    insert_event: Statement,
+    insert_tags: Statement,
+    upsert_stream: Statement,
+    highest: Statement,
+    read: Statement,
+    read_all: Statement,
+    read_tag: Statement,
+    delete_tags: Statement,
+    delete_events: Statement,
+    save_snapshot: Statement,
+    load_snapshot: Statement,
+    retain_snapshots: Statement,
+}
+
+impl Statements {
+    async fn prepare(client: &Client) -> Result<Statements, tokio_postgres::Error> {
+        Ok(Statements {
+            lock_stream: client
+                .prepare("SELECT highest FROM factum_streams WHERE persistence_id = $1 FOR UPDATE")
+                .await?,
+            insert_event: client
+                .prepare(
+                    "INSERT INTO factum_events (persistence_id, sequence_nr, manifest, version, \
+                     payload, tags, command_id, timestamp, writer_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING position",
+                )
+                .await?,
+            insert_tags: client
+                .prepare(
+                    "INSERT INTO factum_event_tags (tag, position) \
+                     SELECT * FROM UNNEST($1::text[], $2::bigint[]) ON CONFLICT DO NOTHING",
+                )
+                .await?,
+            upsert_stream: client
+                .prepare(
+                    "INSERT INTO factum_streams (persistence_id, highest) VALUES ($1, $2) \
+                     ON CONFLICT (persistence_id) DO UPDATE SET highest = EXCLUDED.highest",
+                )
+                .await?,
+            highest: client
+                .prepare("SELECT highest FROM factum_streams WHERE persistence_id = $1")
+                .await?,
+            read: client
+                .prepare(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM factum_events e WHERE e.persistence_id = $1 \
+                     AND e.sequence_nr >= $2 AND e.sequence_nr <= $3 \
+                     ORDER BY e.sequence_nr LIMIT $4"
+                ))
+                .await?,
+            read_all: client
+                .prepare(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM factum_events e WHERE e.position > $1 \
+                     ORDER BY e.position LIMIT $2"
+                ))
+                .await?,
+            read_tag: client
+                .prepare(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM factum_event_tags t \
+                     JOIN factum_events e ON e.position = t.position \
+                     WHERE t.tag = $1 AND t.position > $2 ORDER BY t.position LIMIT $3"
+                ))
+                .await?,
+            delete_tags: client
+                .prepare(
+                    "DELETE FROM factum_event_tags WHERE position IN (SELECT position \
+                     FROM factum_events WHERE persistence_id = $1 AND sequence_nr <= $2)",
+                )
+                .await?,
+            delete_events: client
+                .prepare(
+                    "DELETE FROM factum_events WHERE persistence_id = $1 AND sequence_nr <= $2",
+                )
+                .await?,
+            save_snapshot: client
+                .prepare(
+                    "INSERT INTO factum_snapshots (persistence_id, sequence_nr, version, payload, \
+                     timestamp) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (persistence_id, sequence_nr) DO UPDATE SET \
+                     version = EXCLUDED.version, payload = EXCLUDED.payload, \
+                     timestamp = EXCLUDED.timestamp",
+                )
+                .await?,
+            load_snapshot: client
+                .prepare(
+                    "SELECT sequence_nr, version, payload, timestamp FROM factum_snapshots \
+                     WHERE persistence_id = $1 AND sequence_nr <= $2 \
+                     ORDER BY sequence_nr DESC LIMIT 1",
+                )
+                .await?,
+            retain_snapshots: client
+                .prepare(
+                    "DELETE FROM factum_snapshots WHERE persistence_id = $1 AND sequence_nr NOT IN \
+                     (SELECT sequence_nr FROM factum_snapshots WHERE persistence_id = $1 \
+                      ORDER BY sequence_nr DESC LIMIT $2)",
+                )
+                .await?,
+        })
+    }
+}
+
+/// A connection lent out of the pool; it goes back when dropped, unless it is closed.
+struct Lease<'a> {
+    pool: &'a Pool,
+    conn: Option<Conn>,
+    _permit: SemaphorePermit<'a>,
+}
+
+impl Lease<'_> {
+    fn conn(&mut self) -> &mut Conn {
+        self.conn
+            .as_mut()
+            .expect("a lease holds its connection until it is dropped")
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take()
+            && !conn.client.is_closed()
+            && !conn.broken.load(Ordering::Relaxed)
+        {
+            self.pool.idle_list().push(conn);
+        }
+    }
+}
+
+fn pg(error: tokio_postgres::Error) -> JournalError {
+    JournalError::backend(error)
+}
+
+/// [`pg`], marking the connection broken when the error ends the session: not a server
+/// answer at all (I/O, closed), a `FATAL` one, or a connection / operator-intervention
+/// state (classes 08 and 57, such as `pg_terminate_backend`).
+fn fail(broken: &AtomicBool, error: tokio_postgres::Error) -> JournalError {
+    if ends_session(&error) {
+        broken.store(true, Ordering::Relaxed);
+    }
+    pg(error)
+}
+
+fn ends_session(error: &tokio_postgres::Error) -> bool {
+    match error.as_db_error() {
+        None => true,
+        Some(db) => {
+            let code = db.code().code();
+            matches!(db.severity(), "FATAL" | "PANIC")
+                || code.starts_with("08")
+                || code.starts_with("57")
+        }
+    }
+}
+
+impl Pool {
+    fn idle_list(&self) -> MutexGuard<'_, Vec<Conn>> {
+        // A plain list: consistent across a panic.
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    async fn get(&self) -> Result<Lease<'_>, JournalError> {
+        let permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| corrupt("the connection pool is closed".into()))?;
+        loop {
+            let Some(conn) = self.idle_list().pop() else {
+                break;
+            };
+            if !conn.client.is_closed() {
+                return Ok(Lease {
+                    pool: self,
+                    conn: Some(conn),
+                    _permit: permit,
+                });
+            }
+        }
+        let conn = self.open(false).await?;
+        Ok(Lease {
+            pool: self,
+            conn: Some(conn),
+            _permit: permit,
+        })
+    }
+
+    /// Opens a connection; with `create`, also creates the schema and checks its version.
+    async fn open(&self, create: bool) -> Result<Conn, JournalError> {
+        let (mut client, connection) = self.config.connect(NoTls).await.map_err(pg)?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::warn!(%error, "PostgreSQL connection closed");
+            }
+        });
+        if let Some(schema) = &self.schema {
+            client
+                .batch_execute(&format!("SET search_path TO {schema}"))
+                .await
+                .map_err(pg)?;
+        }
+        if create {
+            let tx = client.transaction().await.map_err(pg)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+                .await
+                .map_err(pg)?;
+            if let Some(schema) = &self.schema {
+                tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                    .await
+                    .map_err(pg)?;
+            }
+            tx.batch_execute(SCHEMA).await.map_err(pg)?;
+            let stored = tx
+                .query_opt("SELECT version FROM factum_schema_version LIMIT 1", &[])
+                .await
+                .map_err(pg)?;
+            match stored
+                .map(|row| row.try_get::<_, i32>(0))
+                .transpose()
+                .map_err(pg)?
+            {
+                None => {
+                    tx.execute(
+                        "INSERT INTO factum_schema_version (version) VALUES ($1)",
+                        &[&SCHEMA_VERSION],
+                    )
+                    .await
+                    .map_err(pg)?;
+                }
+                Some(SCHEMA_VERSION) => {}
+                Some(other) => {
+                    return Err(corrupt(format!(
+                        "the database has factum schema version {other}; this version of \
+                         factum knows {SCHEMA_VERSION}"
+                    )));
+                }
+            }
+            tx.commit().await.map_err(pg)?;
+        }
+        let st = Statements::prepare(&client).await.map_err(pg)?;
+        Ok(Conn {
+            client,
+            st,
+            broken: AtomicBool::new(false),
+        })
+    }
+}
+
+/// Writes one part inside the current transaction or savepoint.
+async fn write_part(
+    tx: &Transaction<'_>,
+    st: &Statements,
+    broken: &AtomicBool,
+    part: &AtomicWrite,
+) -> Result<(), JournalError> {
+    let pg = |error| fail(broken, error);
+    let pid: &str = &part.persistence_id;
+    let Some(last) = part.events.last() else {
+        return Ok(());
+    };
+    let last_nr = to_i64(last.sequence_nr, "sequence number")?;
+    let highest = match tx.query_opt(&st.lock_stream, &[&pid]).await.map_err(pg)? {
+        Some(row) => row.try_get::<_, i64>(0).map_err(pg)?,
+        None => 0,
+    };
+    check_sequence(pid, u64::try_from(highest).unwrap_or(0), &part.events)?;
+    for event in &part.events {
+        let tags = distinct_tags(&event.tags);
+        let params: [&(dyn ToSql + Sync); 9] = [
+            &pid,
+            &to_i64(event.sequence_nr, "sequence number")?,
+            &&*event.manifest,
+            &i64::from(event.version),
+            &payload_text(event)?,
+            &tags,
+            &event.command_id.as_deref(),
+            &clamp_i64(event.timestamp),
+            &&*event.writer_id,
+        ];
+        let row = match tx.query_one(&st.insert_event, &params).await {
+            Ok(row) => row,
+            Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                return Err(conflict(&part.persistence_id, &part.events));
+            }
+            Err(error) => return Err(pg(error)),
+        };
+        if !tags.is_empty() {
+            let position: i64 = row.try_get(0).map_err(pg)?;
+            let positions = vec![position; tags.len()];
+            tx.execute(&st.insert_tags, &[&tags, &positions])
+                .await
+                .map_err(pg)?;
+        }
+    }
+    tx.execute(&st.upsert_stream, &[&pid, &last_nr])
+        .await
+        .map_err(pg)?;
+    Ok(())
+}
+
+/// One `factum_events` row as a record; never panics on bad data.
+fn event_record(row: &Row) -> Result<EventRecord, JournalError> {
+    let persistence_id: String = row.try_get(1).map_err(pg)?;
+    let raw_seq: i64 = row.try_get(2).map_err(pg)?;
+    let bad = |error: tokio_postgres::Error| {
+        corrupt(format!(
+            "corrupt row {raw_seq} of `{persistence_id}`: {error}"
+        ))
+    };
+    let position: i64 = row.try_get(0).map_err(bad)?;
+    let manifest: String = row.try_get(3).map_err(bad)?;
+    let version: i64 = row.try_get(4).map_err(bad)?;
+    let payload: String = row.try_get(5).map_err(bad)?;
+    let tags: Vec<String> = row.try_get(6).map_err(bad)?;
+    let command_id: Option<String> = row.try_get(7).map_err(bad)?;
+    let timestamp: i64 = row.try_get(8).map_err(bad)?;
+    let writer_id: String = row.try_get(9).map_err(bad)?;
+    Ok(EventRecord {
+        sequence_nr: to_u64(raw_seq, "sequence_nr", &persistence_id, raw_seq)?,
+        manifest: Arc::from(manifest),
+        version: to_u32(version, "version", &persistence_id, raw_seq)?,
+        payload: payload.into_bytes(),
+        tags: crate::codec::Tags::owned(tags),
+        command_id: command_id.map(Arc::from),
+        timestamp: to_u64(timestamp, "timestamp", &persistence_id, raw_seq)?,
+        writer_id: Arc::from(writer_id),
+        position: to_u64(position, "position", &persistence_id, raw_seq)?,
+        persistence_id: Arc::from(persistence_id),
+    })
+}
+
+fn event_records(rows: Vec<Row>) -> Result<Vec<EventRecord>, JournalError> {
+    rows.iter().map(event_record).collect()
+}
+
+impl PostgresJournal {
+    async fn write_batch(&self, batch: Vec<AtomicWrite>) -> Vec<Result<(), JournalError>> {
+        let all = |error: JournalError| batch.iter().map(|_| Err(error.clone())).collect();
+        let mut lease = match self.pool.get().await {
+            Ok(lease) => lease,
+            Err(error) => return all(error),
+        };
+        let conn = lease.conn();
+        let (st, broken) = (&conn.st, &conn.broken);
+        let pg = |error| fail(broken, error);
+        let mut tx = match conn.client.transaction().await {
+            Ok(tx) => tx,
+            Err(error) => return all(pg(error)),
+        };
+        // Persistence-id order: concurrent batches lock streams in one order.
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by(|&a, &b| batch[a].persistence_id.cmp(&batch[b].persistence_id));
+        let mut results: Vec<Result<(), JournalError>> = batch.iter().map(|_| Ok(())).collect();
+        if batch.len() == 1 {
+            // One part: the transaction is its savepoint.
+            results[0] = write_part(&tx, st, broken, &batch[0]).await;
+        } else {
+            for index in order {
+                let part = &batch[index];
+                if part.events.is_empty() {
+                    continue;
+                }
+                results[index] = match tx.savepoint("factum_part").await {
+                    Ok(savepoint) => match write_part(&savepoint, st, broken, part).await {
+                        Ok(()) => savepoint.commit().await.map_err(pg),
+                        Err(error) => {
+                            // A failed rollback surfaces in the commit below.
+                            let _ = savepoint.rollback().await;
+                            Err(error)
+                        }
+                    },
+                    Err(error) => Err(pg(error)),
+                };
+            }
+        }
+        if results.iter().all(Result::is_err) {
+            // Nothing to keep; a failed rollback leaves nothing committed either.
+            let _ = tx.rollback().await;
+            return results;
+        }
+        if let Err(error) = tx.commit().await {
+            let error = if ends_session(&error) {
+                // The session ended around the commit: it may have happened or not.
+                broken.store(true, Ordering::Relaxed);
+                JournalError::Unknown(format!("the PostgreSQL commit did not complete: {error}"))
+            } else {
+                // The server answered: the transaction was rolled back.
+                pg(error)
+            };
+            for result in &mut results {
+                if result.is_ok() {
+                    *result = Err(error.clone());
+                }
+            }
+        }
+        results
+    }
+
+    /// Runs one statement on a pooled connection.
+    async fn with_conn<T>(
+        &self,
+        f: impl AsyncFnOnce(&Conn) -> Result<T, tokio_postgres::Error>,
+    ) -> Result<T, JournalError> {
+        let mut lease = self.pool.get().await?;
+        let conn = lease.conn();
+        f(conn).await.map_err(|error| fail(&conn.broken, error))
+    }
+}
+
+impl Journal for PostgresJournal {
+    fn write(&self, batch: Vec<AtomicWrite>) -> BoxFuture<'_, Vec<Result<(), JournalError>>> {
+        Box::pin(self.write_batch(batch))
+    }
+
+    fn read<'a>(
+        &'a self,
+        persistence_id: &'a str,
+        from: u64,
+        to: u64,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<EventRecord>, JournalError>> {
+        Box::pin(async move {
+            let (from, to, max) = (clamp_i64(from), clamp_i64(to), limit(max));
+            let rows = self
+                .with_conn(async |c| {
+                    c.client
+                        .query(&c.st.read, &[&persistence_id, &from, &to, &max])
+                        .await
+                })
+                .await?;
+            event_records(rows)
+        })
+    }
+
+    fn highest_sequence_nr<'a>(
+        &'a self,
+        persistence_id: &'a str,
+    ) -> BoxFuture<'a, Result<u64, JournalError>> {
+        Box::pin(async move {
+            let row = self
+                .with_conn(async |c| c.client.query_opt(&c.st.highest, &[&persistence_id]).await)
+                .await?;
+            let highest = match row {
+                Some(row) => row.try_get::<_, i64>(0).map_err(pg)?,
+                None => 0,
+            };
+            to_u64(highest, "highest", persistence_id, 0)
+        })
+    }
+
+    fn delete_to<'a>(
+        &'a self,
+        persistence_id: &'a str,
+        to: u64,
+    ) -> BoxFuture<'a, Result<(), JournalError>> {
+        Box::pin(async move {
+            let to = clamp_i64(to);
+            let mut lease = self.pool.get().await?;
+            let conn = lease.conn();
+            let pg = |error| fail(&conn.broken, error);
+            let tx = conn.client.transaction().await.map_err(pg)?;
+            tx.execute(&conn.st.delete_tags, &[&persistence_id, &to])
+                .await
+                .map_err(pg)?;
+            tx.execute(&conn.st.delete_events, &[&persistence_id, &to])
+                .await
+                .map_err(pg)?;
+            tx.commit().await.map_err(pg)
+        })
+    }
+
+    fn read_all(
+        &self,
+        after: u64,
+        max: usize,
+    ) -> BoxFuture<'_, Result<Vec<EventRecord>, JournalError>> {
+        Box::pin(async move {
+            let (after, max) = (clamp_i64(after), limit(max));
+            let rows = self
+                .with_conn(async |c| c.client.query(&c.st.read_all, &[&after, &max]).await)
+                .await?;
+            event_records(rows)
+        })
+    }
+
+    fn read_tag<'a>(
+        &'a self,
+        tag: &'a str,
+        after: u64,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<EventRecord>, JournalError>> {
+        Box::pin(async move {
+            let (after, max) = (clamp_i64(after), limit(max));
+            let rows = self
+                .with_conn(async |c| c.client.query(&c.st.read_tag, &[&tag, &after, &max]).await)
+                .await?;
+            event_records(rows)
+        })
+    }
+}
+
+impl SnapshotStore for PostgresJournal {
+    fn save(&self, snapshot: SnapshotRecord) -> BoxFuture<'_, Result<(), JournalError>> {
+        Box::pin(async move {
+            let pid: &str = &snapshot.persistence_id;
+            let payload = std::str::from_utf8(&snapshot.payload).map_err(|_| {
+                JournalError::Encode(format!("the snapshot payload of `{pid}` is not UTF-8 text"))
+            })?;
+            let sequence_nr = to_i64(snapshot.sequence_nr, "sequence number")?;
+            let version = i64::from(snapshot.version);
+            let timestamp = clamp_i64(snapshot.timestamp);
+            self.with_conn(async |c| {
+                c.client
+                    .execute(
+                        &c.st.save_snapshot,
+                        &[&pid, &sequence_nr, &version, &payload, &timestamp],
+                    )
+                    .await
+            })
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn load<'a>(
+        &'a self,
+        persistence_id: &'a str,
+        max_sequence_nr: u64,
+    ) -> BoxFuture<'a, Result<Option<SnapshotRecord>, JournalError>> {
+        Box::pin(async move {
+            let max = clamp_i64(max_sequence_nr);
+            let row = self
+                .with_conn(async |c| {
+                    c.client
+                        .query_opt(&c.st.load_snapshot, &[&persistence_id, &max])
+                        .await
+                })
+                .await?;
+            let Some(row) = row else { return Ok(None) };
+            let bad = |error: tokio_postgres::Error| {
+                corrupt(format!("corrupt snapshot of `{persistence_id}`: {error}"))
+            };
+            let sequence_nr: i64 = row.try_get(0).map_err(bad)?;
+            let version: i64 = row.try_get(1).map_err(bad)?;
+            let payload: String = row.try_get(2).map_err(bad)?;
+            let timestamp: i64 = row.try_get(3).map_err(bad)?;
+            Ok(Some(SnapshotRecord {
+                persistence_id: Arc::from(persistence_id),
+                sequence_nr: to_u64(sequence_nr, "sequence_nr", persistence_id, sequence_nr)?,
+                version: to_u32(version, "version", persistence_id, sequence_nr)?,
+                payload: payload.into_bytes(),
+                timestamp: to_u64(timestamp, "timestamp", persistence_id, sequence_nr)?,
+            }))
+        })
+    }
+
+    fn retain<'a>(
+        &'a self,
+        persistence_id: &'a str,
+        keep: usize,
+    ) -> BoxFuture<'a, Result<(), JournalError>> {
+        Box::pin(async move {
+            let keep = limit(keep);
+            self.with_conn(async |c| {
+                c.client
+                    .execute(&c.st.retain_snapshots, &[&persistence_id, &keep])
+                    .await
+            })
+            .await?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,699 @@
+//! [`SqliteJournal`]: the embedded, durable store. One file holds the journal and the
+//! snapshots.
+//!
+//! # Layout
+//!
+//! The file is in WAL mode with `synchronous = FULL`: a write is acknowledged only after
+//! it is in the fsynced log, so it survives a crash or a power loss. Its tables (schema
+//! version 1, kept in `PRAGMA user_version`, created on open):
+//!
+//! - `factum_events`: one row per event: `position` (`INTEGER PRIMARY KEY AUTOINCREMENT`,
+//!   the global order; never reused), `persistence_id`, `sequence_nr` (unique together),
+//!   `manifest`, `version`, `payload` (JSON text), `tags` (a JSON array), `command_id`,
+//!   `timestamp` (milliseconds since the Unix epoch) and `writer_id`;
+//! - `factum_event_tags (tag, position)`: the index for reading by tag;
+//! - `factum_streams (persistence_id, highest)`: the highest sequence number of every
+//!   stream, which deleting events never lowers;
+//! - `factum_snapshots (persistence_id, sequence_nr, version, payload, timestamp)`.
+//!
+//! So `sqlite3 bank.db "select sequence_nr, manifest, payload from factum_events"` shows
+//! the events.
+//!
+//! # Writing
+//!
+//! One thread per handle family owns the write connection and takes its work from a
+//! channel. It drains everything queued into one `BEGIN IMMEDIATE` transaction (one
+//! fsync), with a savepoint per aggregate's part: a part whose sequence numbers are taken
+//! rolls back alone as a [`JournalError::Conflict`]; the others commit. Several processes
+//! (or several handles) may write to one file: SQLite's lock serializes their
+//! transactions. Reads run on a small set of read connections in `spawn_blocking`.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
+use tokio::sync::oneshot;
+
+use super::sql::{
+    check_sequence, clamp_i64, conflict, corrupt, distinct_tags, limit, parse_tags, payload_text,
+    tags_json, to_i64, to_u32, to_u64,
+};
+use super::{
+    AtomicWrite, BoxFuture, EventRecord, Journal, JournalError, SnapshotRecord, SnapshotStore,
+};
+
+/// The schema version this code writes and reads (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+/// How long a connection waits for another process's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// At most this many queued jobs share one transaction.
+const MAX_JOBS: usize = 1024;
+
+/// Idle read connections kept open.
+const MAX_IDLE_READERS: usize = 4;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS factum_events (
+    position       INTEGER PRIMARY KEY AUTOINCREMENT,
+    persistence_id TEXT    NOT NULL,
+    sequence_nr    INTEGER NOT NULL,
+    manifest       TEXT    NOT NULL,
+    version        INTEGER NOT NULL,
+    payload        TEXT    NOT NULL,
+    tags           TEXT    NOT NULL DEFAULT '[]',
+    command_id     TEXT,
+    timestamp      INTEGER NOT NULL,
+    writer_id      TEXT    NOT NULL,
+    UNIQUE (persistence_id, sequence_nr)
+);
+CREATE TABLE IF NOT EXISTS factum_event_tags (
+    tag      TEXT    NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (tag, position)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS factum_streams (
+    persistence_id TEXT    NOT NULL PRIMARY KEY,
+    highest        INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS factum_snapshots (
+    persistence_id TEXT    NOT NULL,
+    sequence_nr    INTEGER NOT NULL,
+    version        INTEGER NOT NULL,
+    payload        TEXT    NOT NULL,
+    timestamp      INTEGER NOT NULL,
+    PRIMARY KEY (persistence_id, sequence_nr)
+) WITHOUT ROWID;
+";
+
+const EVENT_COLUMNS: &str = "e.position, e.persistence_id, e.sequence_nr, e.manifest, e.version, \
+     e.payload, e.tags, e.command_id, e.timestamp, e.writer_id";
+
+/// A [`Journal`] and [`SnapshotStore`] in one SQLite file (feature `sqlite`, on by
+/// default). A cheap `Clone` handle: clones share the writer thread and the read
+/// connections; the writer thread stops when the last clone is dropped.
+///
+/// See the [module documentation](self) for the tables and the write path.
+#[derive(Clone)]
+pub struct SqliteJournal {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+type Reply<T> = oneshot::Sender<T>;
+
+/// Work for the writer thread.
+enum Job {
+    Write(Vec<AtomicWrite>, Reply<Vec<Result<(), JournalError>>>),
+    Delete(String, u64, Reply<Result<(), JournalError>>),
+    Save(SnapshotRecord, Reply<Result<(), JournalError>>),
+    Retain(String, usize, Reply<Result<(), JournalError>>),
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded values stay consistent across a panic (a channel, a handle, a list).
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn backend(error: rusqlite::Error) -> JournalError {
+    JournalError::backend(error)
+}
+
+fn stopped() -> JournalError {
+    JournalError::Unknown("the SQLite writer thread stopped before answering".into())
+}
+
+impl SqliteJournal {
+    /// Opens (or creates) the database file at `path`, switches it to WAL with
+    /// `synchronous = FULL`, creates the schema if needed, and starts the writer thread.
+    ///
+    /// Fails if the file holds a newer schema version than this version of factum knows.
+    pub async fn open(path: impl AsRef<Path>) -> Result<SqliteJournal, JournalError> {
+        let path = path.as_ref().to_path_buf();
+        let opened = path.clone();
+        let conn = tokio::task::spawn_blocking(move || open_writer(&opened))
+            .await
+            .map_err(JournalError::backend)??;
+        let (tx, rx) = mpsc::channel();
+        let writer = std::thread::Builder::new()
+            .name("factum-sqlite-writer".into())
+            .spawn(move || run_writer(conn, rx))
+            .map_err(JournalError::backend)?;
+        Ok(SqliteJournal {
+            inner: Arc::new(Inner {
+                path,
+                jobs: Mutex::new(Some(tx)),
+                writer: Mutex::new(Some(writer)),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Sends a job to the writer thread and waits for its answer.
+    async fn submit<T>(&self, job: impl FnOnce(Reply<T>) -> Job, dead: impl FnOnce() -> T) -> T {
+        let (reply, answer) = oneshot::channel();
+        let sent = match &*lock(&self.inner.jobs) {
+            Some(jobs) => jobs.send(job(reply)).is_ok(),
+            None => false,
+        };
+        if !sent {
+            return dead();
+        }
+        answer.await.unwrap_or_else(|_| dead())
+    }
+
+    /// Runs `f` on a read connection, off the async threads.
+    async fn read_with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
+    ) -> Result<T, JournalError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let conn = match lock(&inner.readers).pop() {
+                Some(conn) => conn,
+                None => open_reader(&inner.path)?,
+            };
+            let result = f(&conn);
+            let mut idle = lock(&inner.readers);
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(JournalError::backend)?
+    }
+}
+
+impl std::fmt::Debug for SqliteJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteJournal")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer's loop once it has answered every job.
+        lock(&self.jobs).take();
+        if let Some(writer) = lock(&self.writer).take()
+            && writer.join().is_err()
+        {
+            tracing::error!(path = %self.path.display(), "the SQLite writer thread panicked");
+        }
+    }
+}
+
+fn open_writer(path: &Path) -> Result<Connection, JournalError> {
+    let mut conn = Connection::open(path).map_err(backend)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(backend)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(corrupt(format!(
+            "cannot switch `{}` to WAL mode (it is in `{mode}` mode)",
+            path.display()
+        )));
+    }
+    conn.execute_batch("PRAGMA synchronous = FULL;")
+        .map_err(backend)?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(backend)?;
+    let version: i64 = tx
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(backend)?;
+    match version {
+        0 => {
+            tx.execute_batch(SCHEMA).map_err(backend)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))
+                .map_err(backend)?;
+        }
+        SCHEMA_VERSION => {}
+        other => {
+            return Err(corrupt(format!(
+                "`{}` has schema version {other}; this version of factum knows {SCHEMA_VERSION}",
+                path.display()
+            )));
+        }
+    }
+    tx.commit().map_err(backend)?;
+    Ok(conn)
+}
+
+fn open_reader(path: &Path) -> Result<Connection, JournalError> {
+    let conn = Connection::open(path).map_err(backend)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
+    conn.execute_batch("PRAGMA query_only = ON;")
+        .map_err(backend)?;
+    Ok(conn)
+}
+
+/// The writer thread: takes everything queued, commits it in one transaction, answers.
+fn run_writer(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_JOBS {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        run_batch(&mut conn, batch);
+    }
+}
+
+/// A job's result, waiting for the commit before it is sent.
+enum Done {
+    Write(
+        Vec<Result<(), JournalError>>,
+        Reply<Vec<Result<(), JournalError>>>,
+    ),
+    One(Result<(), JournalError>, Reply<Result<(), JournalError>>),
+}
+
+fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
+    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(error) => {
+            let error = backend(error);
+            for job in batch {
+                fail(job, &error);
+            }
+            return;
+        }
+    };
+    let mut done = Vec::with_capacity(batch.len());
+    for job in batch {
+        done.push(match job {
+            Job::Write(parts, reply) => {
+                let results = parts
+                    .iter()
+                    .map(|part| in_savepoint(&mut tx, |c| write_part(c, part)))
+                    .collect();
+                Done::Write(results, reply)
+            }
+            Job::Delete(pid, to, reply) => {
+                Done::One(in_savepoint(&mut tx, |c| delete_to(c, &pid, to)), reply)
+            }
+            Job::Save(snapshot, reply) => {
+                Done::One(in_savepoint(&mut tx, |c| save(c, &snapshot)), reply)
+            }
+            Job::Retain(pid, keep, reply) => {
+                Done::One(in_savepoint(&mut tx, |c| retain(c, &pid, keep)), reply)
+            }
+        });
+    }
+    if let Err(error) = tx.commit() {
+        // The commit may have reached the disk or not.
+        let error = JournalError::Unknown(format!("the SQLite commit failed: {error}"));
+        let unknown = |result: &mut Result<(), JournalError>| {
+            if result.is_ok() {
+                *result = Err(error.clone());
+            }
+        };
+        for item in &mut done {
+            match item {
+                Done::Write(results, _) => results.iter_mut().for_each(unknown),
+                Done::One(result, _) => unknown(result),
+            }
+        }
+    }
+    for item in done {
+        // A caller that went away no longer needs its answer.
+        match item {
+            Done::Write(results, reply) => {
+                let _ = reply.send(results);
+            }
+            Done::One(result, reply) => {
+                let _ = reply.send(result);
+            }
+        }
+    }
+}
+
+fn fail(job: Job, error: &JournalError) {
+    match job {
+        Job::Write(parts, reply) => {
+            let _ = reply.send(parts.iter().map(|_| Err(error.clone())).collect());
+        }
+        Job::Delete(_, _, reply) | Job::Save(_, reply) | Job::Retain(_, _, reply) => {
+            let _ = reply.send(Err(error.clone()));
+        }
+    }
+}
+
+/// Runs `f` in a savepoint of `tx`: released on success, rolled back on failure.
+fn in_savepoint(
+    tx: &mut rusqlite::Transaction<'_>,
+    f: impl FnOnce(&Connection) -> Result<(), JournalError>,
+) -> Result<(), JournalError> {
+    let savepoint = tx.savepoint().map_err(backend)?;
+    // Dropping the savepoint unreleased rolls it back.
+    f(&savepoint)?;
+    savepoint.commit().map_err(backend)
+}
+
+fn write_part(conn: &Connection, part: &AtomicWrite) -> Result<(), JournalError> {
+    let Some(last) = part.events.last() else {
+        return Ok(());
+    };
+    let pid = &*part.persistence_id;
+    let last_nr = to_i64(last.sequence_nr, "sequence number")?;
+    let highest: i64 = conn
+        .prepare_cached("SELECT highest FROM factum_streams WHERE persistence_id = ?1")
+        .and_then(|mut s| s.query_row([pid], |row| row.get(0)).optional())
+        .map_err(backend)?
+        .unwrap_or(0);
+    check_sequence(pid, u64::try_from(highest).unwrap_or(0), &part.events)?;
+
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO factum_events (persistence_id, sequence_nr, manifest, version, \
+             payload, tags, command_id, timestamp, writer_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .map_err(backend)?;
+    let mut tag = conn
+        .prepare_cached("INSERT INTO factum_event_tags (tag, position) VALUES (?1, ?2)")
+        .map_err(backend)?;
+    for event in &part.events {
+        let inserted = insert.execute(params![
+            pid,
+            to_i64(event.sequence_nr, "sequence number")?,
+            &*event.manifest,
+            event.version,
+            payload_text(event)?,
+            tags_json(&event.tags),
+            event.command_id.as_deref(),
+            clamp_i64(event.timestamp),
+            &*event.writer_id,
+        ]);
+        match inserted {
+            Ok(_) => {}
+            Err(error) if error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+                return Err(conflict(&part.persistence_id, &part.events));
+            }
+            Err(error) => return Err(backend(error)),
+        }
+        let position = conn.last_insert_rowid();
+        for name in distinct_tags(&event.tags) {
+            tag.execute(params![name, position]).map_err(backend)?;
+        }
+    }
+    conn.prepare_cached(
+        "INSERT INTO factum_streams (persistence_id, highest) VALUES (?1, ?2) \
+         ON CONFLICT (persistence_id) DO UPDATE SET highest = excluded.highest",
+    )
+    .and_then(|mut s| s.execute(params![pid, last_nr]))
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn delete_to(conn: &Connection, pid: &str, to: u64) -> Result<(), JournalError> {
+    let to = clamp_i64(to);
+    conn.execute(
+        "DELETE FROM factum_event_tags WHERE position IN \
+         (SELECT position FROM factum_events WHERE persistence_id = ?1 AND sequence_nr <= ?2)",
+        params![pid, to],
+    )
+    .map_err(backend)?;
+    conn.execute(
+        "DELETE FROM factum_events WHERE persistence_id = ?1 AND sequence_nr <= ?2",
+        params![pid, to],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn save(conn: &Connection, snapshot: &SnapshotRecord) -> Result<(), JournalError> {
+    let payload = std::str::from_utf8(&snapshot.payload).map_err(|_| {
+        JournalError::Encode(format!(
+            "the snapshot payload of `{}` is not UTF-8 text",
+            snapshot.persistence_id
+        ))
+    })?;
+    conn.execute(
+        "INSERT INTO factum_snapshots (persistence_id, sequence_nr, version, payload, timestamp) \
+         VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (persistence_id, sequence_nr) DO UPDATE SET \
+         version = excluded.version, payload = excluded.payload, timestamp = excluded.timestamp",
+        params![
+            &*snapshot.persistence_id,
+            to_i64(snapshot.sequence_nr, "sequence number")?,
+            snapshot.version,
+            payload,
+            clamp_i64(snapshot.timestamp),
+        ],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn retain(conn: &Connection, pid: &str, keep: usize) -> Result<(), JournalError> {
+    conn.execute(
+        "DELETE FROM factum_snapshots WHERE persistence_id = ?1 AND sequence_nr NOT IN \
+         (SELECT sequence_nr FROM factum_snapshots WHERE persistence_id = ?1 \
+          ORDER BY sequence_nr DESC LIMIT ?2)",
+        params![pid, limit(keep)],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// Text or blob bytes of a column; other values as their SQL text, NULL as nothing.
+fn bytes(value: ValueRef<'_>) -> Vec<u8> {
+    match value {
+        ValueRef::Text(b) | ValueRef::Blob(b) => b.to_vec(),
+        ValueRef::Integer(i) => i.to_string().into_bytes(),
+        ValueRef::Real(f) => f.to_string().into_bytes(),
+        ValueRef::Null => Vec::new(),
+    }
+}
+
+fn text(value: ValueRef<'_>) -> String {
+    String::from_utf8_lossy(&bytes(value)).into_owned()
+}
+
+/// One `factum_events` row (columns in [`EVENT_COLUMNS`] order) as a record. Never
+/// panics: a value of the wrong type or range is an error naming the row.
+fn event_record(row: &Row<'_>) -> Result<EventRecord, JournalError> {
+    let get = |i: usize| row.get_ref(i).map_err(backend);
+    let integer = |i: usize| -> Result<Option<i64>, JournalError> {
+        Ok(match get(i)? {
+            ValueRef::Integer(v) => Some(v),
+            _ => None,
+        })
+    };
+    let persistence_id = text(get(1)?);
+    let raw_seq = integer(2)?.unwrap_or(-1);
+    let bad = |column: &str| {
+        corrupt(format!(
+            "corrupt row {raw_seq} of `{persistence_id}`: {column} is not an integer"
+        ))
+    };
+    let position = integer(0)?.ok_or_else(|| bad("position"))?;
+    let sequence_nr = to_u64(raw_seq, "sequence_nr", &persistence_id, raw_seq)?;
+    let version = integer(4)?.ok_or_else(|| bad("version"))?;
+    let timestamp = integer(8)?.ok_or_else(|| bad("timestamp"))?;
+    let tags = parse_tags(&text(get(6)?), &persistence_id, raw_seq)?;
+    let command_id = match get(7)? {
+        ValueRef::Null => None,
+        value => Some(Arc::from(text(value))),
+    };
+    Ok(EventRecord {
+        sequence_nr,
+        manifest: Arc::from(text(get(3)?)),
+        version: to_u32(version, "version", &persistence_id, raw_seq)?,
+        payload: bytes(get(5)?),
+        tags,
+        command_id,
+        timestamp: to_u64(timestamp, "timestamp", &persistence_id, raw_seq)?,
+        writer_id: Arc::from(text(get(9)?)),
+        position: to_u64(position, "position", &persistence_id, raw_seq)?,
+        persistence_id: Arc::from(persistence_id),
+    })
+}
+
+fn query_events(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<EventRecord>, JournalError> {
+    let mut statement = conn.prepare_cached(sql).map_err(backend)?;
+    let mut rows = statement.query(params).map_err(backend)?;
+    let mut events = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        events.push(event_record(row)?);
+    }
+    Ok(events)
+}
+
+impl Journal for SqliteJournal {
+    fn write(&self, batch: Vec<AtomicWrite>) -> BoxFuture<'_, Vec<Result<(), JournalError>>> {
+        Box::pin(async move {
+            let parts = batch.len();
+            self.submit(
+                |reply| Job::Write(batch, reply),
+                || (0..parts).map(|_| Err(stopped())).collect(),
+            )
+            .await
+        })
+    }
+
+    fn read<'a>(
+        &'a self,
+        persistence_id: &'a str,
+        from: u64,
+        to: u64,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<EventRecord>, JournalError>> {
+        let pid = persistence_id.to_owned();
+        Box::pin(self.read_with(move |conn| {
+            query_events(
+                conn,
+                &format!(
+                    "SELECT {EVENT_COLUMNS} FROM factum_events e WHERE e.persistence_id = ?1 \
+                     AND e.sequence_nr >= ?2 AND e.sequence_nr <= ?3 \
+                     ORDER BY e.sequence_nr LIMIT ?4"
+                ),
+                params![pid, clamp_i64(from), clamp_i64(to), limit(max)],
+            )
+        }))
+    }
+
+    fn highest_sequence_nr<'a>(
+        &'a self,
+        persistence_id: &'a str,
+    ) -> BoxFuture<'a, Result<u64, JournalError>> {
+        let pid = persistence_id.to_owned();
+        Box::pin(self.read_with(move |conn| {
+            let highest: Option<i64> = conn
+                .prepare_cached("SELECT highest FROM factum_streams WHERE persistence_id = ?1")
+                .and_then(|mut s| s.query_row([&pid], |row| row.get(0)).optional())
+                .map_err(backend)?;
+            to_u64(highest.unwrap_or(0), "highest", &pid, 0)
+        }))
+    }
+
+    fn delete_to<'a>(
+        &'a self,
+        persistence_id: &'a str,
+        to: u64,
+    ) -> BoxFuture<'a, Result<(), JournalError>> {
+        let pid = persistence_id.to_owned();
+        Box::pin(self.submit(move |reply| Job::Delete(pid, to, reply), || Err(stopped())))
+    }
+
+    fn read_all(
+        &self,
+        after: u64,
+        max: usize,
+    ) -> BoxFuture<'_, Result<Vec<EventRecord>, JournalError>> {
+        Box::pin(self.read_with(move |conn| {
+            query_events(
+                conn,
+                &format!(
+                    "SELECT {EVENT_COLUMNS} FROM factum_events e WHERE e.position > ?1 \
+                     ORDER BY e.position LIMIT ?2"
+                ),
+                params![clamp_i64(after), limit(max)],
+            )
+        }))
+    }
+
+    fn read_tag<'a>(
+        &'a self,
+        tag: &'a str,
+        after: u64,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<EventRecord>, JournalError>> {
+        let tag = tag.to_owned();
+        Box::pin(self.read_with(move |conn| {
+            query_events(
+                conn,
+                &format!(
+                    "SELECT {EVENT_COLUMNS} FROM factum_event_tags t \
+                     JOIN factum_events e ON e.position = t.position \
+                     WHERE t.tag = ?1 AND t.position > ?2 ORDER BY t.position LIMIT ?3"
+                ),
+                params![tag, clamp_i64(after), limit(max)],
+            )
+        }))
+    }
+}
+
+impl SnapshotStore for SqliteJournal {
+    fn save(&self, snapshot: SnapshotRecord) -> BoxFuture<'_, Result<(), JournalError>> {
+        Box::pin(self.submit(|reply| Job::Save(snapshot, reply), || Err(stopped())))
+    }
+
+    fn load<'a>(
+        &'a self,
+        persistence_id: &'a str,
+        max_sequence_nr: u64,
+    ) -> BoxFuture<'a, Result<Option<SnapshotRecord>, JournalError>> {
+        let pid = persistence_id.to_owned();
+        Box::pin(self.read_with(move |conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT sequence_nr, version, payload, timestamp FROM factum_snapshots \
+                     WHERE persistence_id = ?1 AND sequence_nr <= ?2 \
+                     ORDER BY sequence_nr DESC LIMIT 1",
+                )
+                .map_err(backend)?;
+            let mut rows = statement
+                .query(params![pid, clamp_i64(max_sequence_nr)])
+                .map_err(backend)?;
+            let Some(row) = rows.next().map_err(backend)? else {
+                return Ok(None);
+            };
+            let integer = |i: usize| match row.get_ref(i) {
+                Ok(ValueRef::Integer(v)) => Ok(v),
+                _ => Err(corrupt(format!(
+                    "corrupt snapshot of `{pid}`: column {i} is not an integer"
+                ))),
+            };
+            let sequence_nr = integer(0)?;
+            Ok(Some(SnapshotRecord {
+                sequence_nr: to_u64(sequence_nr, "sequence_nr", &pid, sequence_nr)?,
+                version: to_u32(integer(1)?, "version", &pid, sequence_nr)?,
+                payload: bytes(row.get_ref(2).map_err(backend)?),
+                timestamp: to_u64(integer(3)?, "timestamp", &pid, sequence_nr)?,
+                persistence_id: Arc::from(pid.as_str()),
+            }))
+        }))
+    }
+
+    fn retain<'a>(
+        &'a self,
+        persistence_id: &'a str,
+        keep: usize,
+    ) -> BoxFuture<'a, Result<(), JournalError>> {
+        let pid = persistence_id.to_owned();
+        Box::pin(self.submit(
+            move |reply| Job::Retain(pid, keep, reply),
+            || Err(stopped()),
+        ))
+    }
+}

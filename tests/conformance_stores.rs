@@ -1,0 +1,119 @@
+//! The store conformance suite (`tests/conformance/mod.rs`) against every store:
+//! `memory`, `sqlite` (feature `sqlite`) and `postgres` (feature `postgres`; needs
+//! `FACTUM_TEST_POSTGRES`, see `tests/support/mod.rs`).
+
+mod conformance;
+mod support;
+
+mod memory {
+    use super::conformance::{self, Factory};
+    use factum::{MemoryJournal, MemorySnapshots};
+
+    struct Memory;
+
+    impl Factory for Memory {
+        type J = MemoryJournal;
+        type S = MemorySnapshots;
+        async fn journal(&self) -> MemoryJournal {
+            MemoryJournal::new()
+        }
+        async fn reopen(&self, journal: &MemoryJournal) -> MemoryJournal {
+            journal.clone()
+        }
+        async fn snapshots(&self) -> MemorySnapshots {
+            MemorySnapshots::new()
+        }
+        async fn reopen_snapshots(&self, snapshots: &MemorySnapshots) -> MemorySnapshots {
+            snapshots.clone()
+        }
+    }
+
+    crate::conformance_suite!(Some(Memory));
+}
+
+#[cfg(feature = "sqlite")]
+mod sqlite {
+    use super::conformance::{self, Factory};
+    use super::support::{remove_sqlite, sqlite_path};
+    use factum::SqliteJournal;
+    use std::path::PathBuf;
+
+    /// Each check gets its own database file.
+    struct Sqlite {
+        path: PathBuf,
+    }
+
+    impl Sqlite {
+        fn new() -> Self {
+            Sqlite {
+                path: sqlite_path("conformance"),
+            }
+        }
+    }
+
+    impl Factory for Sqlite {
+        type J = SqliteJournal;
+        type S = SqliteJournal;
+        async fn journal(&self) -> SqliteJournal {
+            SqliteJournal::open(&self.path).await.expect("open")
+        }
+        async fn reopen(&self, journal: &SqliteJournal) -> SqliteJournal {
+            SqliteJournal::open(journal.path()).await.expect("reopen")
+        }
+        async fn snapshots(&self) -> SqliteJournal {
+            self.journal().await
+        }
+        async fn reopen_snapshots(&self, snapshots: &SqliteJournal) -> SqliteJournal {
+            self.reopen(snapshots).await
+        }
+        async fn cleanup(&self) {
+            remove_sqlite(&self.path);
+        }
+    }
+
+    crate::conformance_suite!(Some(Sqlite::new()));
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::conformance::{self, Factory};
+    use super::support::{drop_schema, postgres_url, unique};
+    use factum::PostgresJournal;
+
+    /// Each check gets its own Postgres schema, dropped when it passes.
+    struct Postgres {
+        url: String,
+        schema: String,
+    }
+
+    fn factory() -> Option<Postgres> {
+        Some(Postgres {
+            url: postgres_url()?,
+            schema: unique("factum_t"),
+        })
+    }
+
+    impl Factory for Postgres {
+        type J = PostgresJournal;
+        type S = PostgresJournal;
+        async fn journal(&self) -> PostgresJournal {
+            PostgresJournal::connect_with_schema(&self.url, &self.schema)
+                .await
+                .expect("connect")
+        }
+        async fn reopen(&self, _: &PostgresJournal) -> PostgresJournal {
+            self.journal().await
+        }
+        async fn snapshots(&self) -> PostgresJournal {
+            self.journal().await
+        }
+        async fn reopen_snapshots(&self, _: &PostgresJournal) -> PostgresJournal {
+            self.journal().await
+        }
+        async fn cleanup(&self) {
+            drop_schema(&self.url, &self.schema).await;
+        }
+    }
+
+    crate::conformance_suite!(factory());
+}

@@ -1,0 +1,183 @@
+//! Several processes on one Postgres database serving the same aggregates: two
+//! `Repository` instances, each with its own `PostgresJournal` (own connection pool), play
+//! the two nodes. Needs `FACTUM_TEST_POSTGRES` (skipped without it, except under `CI=true`).
+#![cfg(feature = "postgres")]
+
+mod support;
+
+use std::collections::HashMap;
+
+use factum::{Error, Journal, PostgresJournal, Repository};
+use support::{Account, Deposit, drop_schema, postgres_url, unique};
+
+const TASKS: u64 = 16;
+const AGGREGATES: u64 = 20;
+const DEPOSITS_PER_TASK: u64 = 25;
+
+async fn node(url: &str, schema: &str) -> (Repository<Account>, PostgresJournal) {
+    let journal = PostgresJournal::connect_with_schema(url, schema)
+        .await
+        .expect("connect");
+    (Repository::new(journal.clone()), journal)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_sixteen_tasks_same_twenty_aggregates() {
+    let Some(url) = postgres_url() else { return };
+    let schema = unique("factum_t_nodes");
+    let nodes = [node(&url, &schema).await.0, node(&url, &schema).await.0];
+
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let repo = nodes[(task % 2) as usize].clone();
+            tokio::spawn(async move {
+                let mut acked = Vec::new();
+                let mut lost_races = 0;
+                for i in 0..DEPOSITS_PER_TASK {
+                    let account = format!("acc-{}", (task * 7 + i) % AGGREGATES);
+                    let amount = task * 1000 + i + 1;
+                    match repo.send(Deposit::new(&account, amount)).await {
+                        Ok(receipt) => acked.push((account, amount, receipt.version)),
+                        // Out of retries: nothing was written.
+                        Err(Error::Conflict { .. }) => lost_races += 1,
+                        Err(other) => panic!("deposit on {account}: {other}"),
+                    }
+                }
+                (acked, lost_races)
+            })
+        })
+        .collect();
+
+    let mut expected: HashMap<String, (u64, u64)> = HashMap::new();
+    let mut versions: HashMap<String, Vec<u64>> = HashMap::new();
+    let mut lost_races = 0;
+    for task in tasks {
+        let (acked, lost) = task.await.expect("task");
+        lost_races += lost;
+        for (account, amount, version) in acked {
+            let entry = expected.entry(account.clone()).or_default();
+            entry.0 += amount;
+            entry.1 += 1;
+            versions.entry(account).or_default().push(version);
+        }
+    }
+
+    // A third node recovers every aggregate from the journal alone.
+    let (fresh, journal) = node(&url, &schema).await;
+    for n in 0..AGGREGATES {
+        let account = format!("acc-{n}");
+        let (sum, count) = expected.get(&account).copied().unwrap_or_default();
+        let (state, version) = fresh.state(&account).await.expect("recover");
+        assert_eq!(
+            state.balance, sum,
+            "{account}: every acknowledged deposit, once"
+        );
+        assert_eq!(
+            version, count,
+            "{account}: one event per acknowledged deposit"
+        );
+        let pid = format!("account-{account}");
+        let events = journal.read(&pid, 1, u64::MAX, usize::MAX).await.unwrap();
+        let seqs: Vec<u64> = events.iter().map(|e| e.sequence_nr).collect();
+        assert_eq!(
+            seqs,
+            (1..=count).collect::<Vec<_>>(),
+            "{account}: versions without gap"
+        );
+        let mut acked = versions.remove(&account).unwrap_or_default();
+        acked.sort_unstable();
+        assert_eq!(acked, seqs, "{account}: each receipt names its own version");
+        let writers: std::collections::HashSet<_> =
+            events.iter().map(|e| e.writer_id.clone()).collect();
+        assert!(writers.len() <= 2, "written by the two nodes");
+    }
+    eprintln!(
+        "{} deposits acknowledged, {lost_races} gave up after conflict_retries",
+        expected.values().map(|v| v.1).sum::<u64>()
+    );
+    drop_schema(&url, &schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_race_retries_without_expected_version_and_conflicts_with_one() {
+    let Some(url) = postgres_url() else { return };
+    let schema = unique("factum_t_race");
+    let (a, _) = node(&url, &schema).await;
+    let (b, _) = node(&url, &schema).await;
+
+    assert_eq!(a.send(Deposit::new("x", 10)).await.unwrap().version, 1);
+    // b writes version 2 behind a's back: a's in-memory state is now stale at 1.
+    assert_eq!(b.send(Deposit::new("x", 5)).await.unwrap().version, 2);
+
+    // With an expected version, a's stale write loses the race: Error::Conflict.
+    let mut guarded = Deposit::new("x", 7);
+    guarded.expected_version = Some(1);
+    match a.send(guarded).await {
+        Err(Error::Conflict {
+            persistence_id,
+            expected,
+            actual,
+        }) => {
+            assert_eq!(persistence_id, "account-x");
+            assert_eq!(expected, 1);
+            assert_eq!(actual, 2);
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+
+    // b moves on again; a (stale again or reloaded) retries a plain command until it lands.
+    assert_eq!(b.send(Deposit::new("x", 1)).await.unwrap().version, 3);
+    let receipt = a.send(Deposit::new("x", 100)).await.unwrap();
+    assert_eq!(receipt.version, 4, "reloaded and retried");
+    let (state, version) = b.state(&"x".to_owned()).await.unwrap();
+    assert_eq!(version, 3, "b still holds its own state in memory");
+    assert_eq!(state.balance, 16);
+    b.passivate_idle();
+    let (state, version) = b.state(&"x".to_owned()).await.unwrap();
+    assert_eq!(
+        (state.balance, version),
+        (116, 4),
+        "nothing lost, nothing doubled"
+    );
+    drop_schema(&url, &schema).await;
+}
+
+/// The server drops the pool's connection: at most the call on that connection fails, and
+/// the next call reconnects. Nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_after_the_server_drops_the_connection() {
+    let Some(url) = postgres_url() else { return };
+    let schema = unique("factum_t_reconnect");
+    let app = unique("factum_app");
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let journal = PostgresJournal::builder(&format!("{url}{separator}application_name={app}"))
+        .schema(&schema)
+        .pool_size(1)
+        .connect()
+        .await
+        .expect("connect");
+    let accounts: Repository<Account> = Repository::new(journal.clone());
+    accounts.send(Deposit::new("r", 1)).await.unwrap();
+
+    let admin = support::postgres_client(&url, &schema).await;
+    let killed = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .await
+        .unwrap();
+    assert_eq!(killed.len(), 1, "the pool's one connection");
+
+    let mut failures = 0;
+    let receipt = loop {
+        match accounts.send(Deposit::new("r", 2)).await {
+            Ok(receipt) => break receipt,
+            Err(Error::Journal { .. }) if failures == 0 => failures += 1,
+            Err(other) => panic!("after {failures} failures: {other}"),
+        }
+    };
+    assert_eq!(receipt.version, 2);
+    assert_eq!(journal.highest_sequence_nr("account-r").await.unwrap(), 2);
+    drop_schema(&url, &schema).await;
+}

@@ -546,7 +546,7 @@ fn event_record(row: &Row) -> Result<EventRecord, JournalError> {
     let writer_id: String = row.try_get(9).map_err(bad)?;
     Ok(EventRecord {
         sequence_nr: to_u64(raw_seq, "sequence_nr", &persistence_id, raw_seq)?,
-        manifest: Arc::from(manifest),
+        manifest: manifest.into(),
         version: to_u32(version, "version", &persistence_id, raw_seq)?,
         payload: payload.into_bytes(),
         tags: crate::codec::Tags::owned(tags),

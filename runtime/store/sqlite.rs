@@ -523,7 +523,7 @@ fn event_record(row: &Row<'_>) -> Result<EventRecord, JournalError> {
     };
     Ok(EventRecord {
         sequence_nr,
-        manifest: Arc::from(text(get(3)?)),
+        manifest: text(get(3)?).into(),
         version: to_u32(version, "version", &persistence_id, raw_seq)?,
         payload: bytes(get(5)?),
         tags,

@@ -66,7 +66,7 @@ pub fn event(pid: &str, seq: u64) -> EventRecord {
     EventRecord {
         persistence_id: Arc::from(pid),
         sequence_nr: seq,
-        manifest: Arc::from("thing-happened"),
+        manifest: "thing-happened".into(),
         version: 1,
         payload: serde_json::json!({ "pid": pid, "n": seq })
             .to_string()
@@ -386,7 +386,7 @@ pub async fn tags_and_command_ids_round_trip(f: &impl Factory) {
     p.events[1].command_id = Some(Arc::from("cmd-1"));
     p.events[2].tags = Tags::with_owned(&["red"], vec!["green".into()]);
     p.events[3].command_id = Some(Arc::from("'; DROP TABLE x; --"));
-    p.events[3].manifest = Arc::from("renamed-thing");
+    p.events[3].manifest = "renamed-thing".into();
     p.events[3].version = 7;
     p.events[3].writer_id = Arc::from("node-b");
     write_one(&j, p.clone()).await.unwrap();

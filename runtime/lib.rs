@@ -25,9 +25,9 @@ pub use fixture::{TestFixture, TestOutcome};
 pub use gateway::{Committed, Receipt, Repository, RepositoryBuilder, SnapshotPolicy};
 pub use store::memory::{MemoryJournal, MemorySnapshots};
 #[cfg(feature = "postgres")]
-pub use store::postgres::PostgresJournal;
+pub use store::postgres::{PostgresBuilder, PostgresJournal};
 #[cfg(feature = "sqlite")]
-pub use store::sqlite::SqliteJournal;
+pub use store::sqlite::{SqliteBuilder, SqliteJournal};
 pub use store::{
     AtomicWrite, BoxFuture, EventRecord, Journal, JournalError, SnapshotRecord, SnapshotStore,
 };

@@ -23,6 +23,8 @@ type Waiter = oneshot::Sender<Result<(), JournalError>>;
 
 pub(crate) struct Committer {
     journal: Arc<dyn Journal>,
+    /// `false`: every write goes to the journal on its own (a benchmark baseline).
+    grouped: bool,
     queue: Mutex<Queue>,
 }
 
@@ -39,9 +41,10 @@ fn abandoned() -> JournalError {
 }
 
 impl Committer {
-    pub fn new(journal: Arc<dyn Journal>) -> Arc<Self> {
+    pub fn new(journal: Arc<dyn Journal>, grouped: bool) -> Arc<Self> {
         Arc::new(Committer {
             journal,
+            grouped,
             queue: Mutex::new(Queue::default()),
         })
     }
@@ -59,6 +62,9 @@ impl Committer {
 
     /// Writes one aggregate's part, together with whatever else is pending.
     pub async fn commit(self: &Arc<Self>, write: AtomicWrite) -> Result<(), JournalError> {
+        if !self.grouped {
+            return single(self.journal.write(vec![write]).await);
+        }
         let follower = {
             let mut queue = self.queue();
             if queue.busy {
@@ -81,15 +87,10 @@ impl Committer {
     /// queued up meanwhile, before giving the lead up.
     async fn lead(self: &Arc<Self>, own: AtomicWrite) -> Result<(), JournalError> {
         let guard = HandOn { committer: self };
-        let mut results = self.journal.write(vec![own]).await;
+        let results = self.journal.write(vec![own]).await;
         std::mem::forget(guard);
         self.drain(LEADER_ROUNDS).await;
-        match results.pop() {
-            Some(result) if results.is_empty() => result,
-            _ => Err(JournalError::Unknown(
-                "the journal returned no result for the write".into(),
-            )),
-        }
+        single(results)
     }
 
     /// Writes queued batches until the queue is empty, then gives the lead up; after
@@ -137,6 +138,16 @@ impl Committer {
                 queue.busy = false;
             }
         }
+    }
+}
+
+/// The one result of a one-part write.
+fn single(mut results: Vec<Result<(), JournalError>>) -> Result<(), JournalError> {
+    match results.pop() {
+        Some(result) if results.is_empty() => result,
+        _ => Err(JournalError::Unknown(
+            "the journal returned no result for the write".into(),
+        )),
     }
 }
 

@@ -117,6 +117,7 @@ pub struct RepositoryBuilder<A: Aggregate> {
     passivate_after: Option<Duration>,
     max_in_memory: usize,
     conflict_retries: u32,
+    group_commit: bool,
     tap_capacity: usize,
     interceptors: Vec<Interceptor<A>>,
     listeners: Vec<Listener<A>>,
@@ -204,6 +205,14 @@ impl<A: Aggregate> RepositoryBuilder<A> {
         self
     }
 
+    /// Whether writes of different aggregates that are pending together go to the journal
+    /// in one call (default `true`). `false` makes one journal call per command: only
+    /// useful as a baseline in benchmarks.
+    pub fn group_commit(mut self, group_commit: bool) -> Self {
+        self.group_commit = group_commit;
+        self
+    }
+
     /// How many committed events a slow [`Repository::subscribe`] receiver may lag behind
     /// before it misses some (default 1024).
     pub fn tap_capacity(mut self, capacity: usize) -> Self {
@@ -219,7 +228,7 @@ impl<A: Aggregate> RepositoryBuilder<A> {
         };
         Repository {
             inner: Arc::new(Inner {
-                committer: Committer::new(self.journal),
+                committer: Committer::new(self.journal, self.group_commit),
                 snapshots: self.snapshots,
                 recovery_permits: Semaphore::new(self.recovery_permits),
                 config: Config {
@@ -269,6 +278,7 @@ impl<A: Aggregate> Repository<A> {
             passivate_after: Some(Duration::from_secs(300)),
             max_in_memory: 100_000,
             conflict_retries: 10,
+            group_commit: true,
             tap_capacity: 1024,
             interceptors: Vec::new(),
             listeners: Vec::new(),

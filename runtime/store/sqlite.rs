@@ -136,13 +136,48 @@ fn stopped() -> JournalError {
     JournalError::Unknown("the SQLite writer thread stopped before answering".into())
 }
 
+/// Options for [`SqliteJournal`]; made by [`SqliteJournal::builder`].
+#[derive(Debug, Clone)]
+pub struct SqliteBuilder {
+    path: PathBuf,
+    group_commit: bool,
+}
+
+impl SqliteBuilder {
+    /// Whether the writer thread commits everything queued in one transaction (default
+    /// `true`). `false` commits each `write` call on its own: one fsync per call, only
+    /// useful as a baseline in benchmarks.
+    pub fn group_commit(mut self, group_commit: bool) -> Self {
+        self.group_commit = group_commit;
+        self
+    }
+
+    /// Opens the journal: see [`SqliteJournal::open`].
+    pub async fn open(self) -> Result<SqliteJournal, JournalError> {
+        SqliteJournal::open_with(self).await
+    }
+}
+
 impl SqliteJournal {
     /// Opens (or creates) the database file at `path`, switches it to WAL with
     /// `synchronous = FULL`, creates the schema if needed, and starts the writer thread.
     ///
     /// Fails if the file holds a newer schema version than this version of factum knows.
     pub async fn open(path: impl AsRef<Path>) -> Result<SqliteJournal, JournalError> {
-        let path = path.as_ref().to_path_buf();
+        Self::builder(path).open().await
+    }
+
+    /// Starts configuring a journal at `path`.
+    pub fn builder(path: impl AsRef<Path>) -> SqliteBuilder {
+        SqliteBuilder {
+            path: path.as_ref().to_path_buf(),
+            group_commit: true,
+        }
+    }
+
+    async fn open_with(options: SqliteBuilder) -> Result<SqliteJournal, JournalError> {
+        let SqliteBuilder { path, group_commit } = options;
+        let max_jobs = if group_commit { MAX_JOBS } else { 1 };
         let opened = path.clone();
         let conn = tokio::task::spawn_blocking(move || open_writer(&opened))
             .await
@@ -150,7 +185,7 @@ impl SqliteJournal {
         let (tx, rx) = mpsc::channel();
         let writer = std::thread::Builder::new()
             .name("factum-sqlite-writer".into())
-            .spawn(move || run_writer(conn, rx))
+            .spawn(move || run_writer(conn, rx, max_jobs))
             .map_err(JournalError::backend)?;
         Ok(SqliteJournal {
             inner: Arc::new(Inner {
@@ -269,11 +304,12 @@ fn open_reader(path: &Path) -> Result<Connection, JournalError> {
     Ok(conn)
 }
 
-/// The writer thread: takes everything queued, commits it in one transaction, answers.
-fn run_writer(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
+/// The writer thread: takes everything queued (up to `max_jobs`), commits it in one
+/// transaction, answers.
+fn run_writer(mut conn: Connection, jobs: mpsc::Receiver<Job>, max_jobs: usize) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
-        while batch.len() < MAX_JOBS {
+        while batch.len() < max_jobs {
             match jobs.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,

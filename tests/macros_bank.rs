@@ -1,4 +1,5 @@
 //! The bank account of DESIGN.md end to end over a `MemoryJournal`.
+#![allow(missing_docs)]
 
 mod common;
 

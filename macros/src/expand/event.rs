@@ -134,6 +134,8 @@ fn helpers(event: &Event, kind: &Kind) -> TokenStream {
     let variant = kind.ident;
     let encode_doc = format!(" The content of `{ident}::{variant}` to encode: its fields, borrowed.");
     let decode_doc = format!(" The content of `{ident}::{variant}` as decoded.");
+    // The borrowing helper needs a lifetime only when it borrows something.
+    let lifetime = (!kind.fields.is_empty()).then(|| quote!(<'a>));
     match kind.fields {
         Fields::Named(fields) => {
             let names: Vec<_> = fields.named.iter().map(|f| &f.ident).collect();
@@ -142,7 +144,7 @@ fn helpers(event: &Event, kind: &Kind) -> TokenStream {
                 #[doc = #encode_doc]
                 #[derive(#private::serde::Serialize)]
                 #[serde(crate = #serde_crate)]
-                struct #encoder<'a> {
+                struct #encoder #lifetime {
                     #(#names: &'a #types,)*
                 }
 
@@ -169,7 +171,7 @@ fn helpers(event: &Event, kind: &Kind) -> TokenStream {
                 #[doc = #encode_doc]
                 #[derive(#private::serde::Serialize)]
                 #[serde(crate = #serde_crate)]
-                struct #encoder<'a>(#(&'a #types),*);
+                struct #encoder #lifetime (#(&'a #types),*);
 
                 #[doc = #decode_doc]
                 #[derive(#private::serde::Deserialize)]

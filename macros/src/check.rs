@@ -3,10 +3,9 @@
 
 use std::collections::HashMap;
 
-use quote::ToTokens;
 
 use crate::ctxt::Ctxt;
-use crate::model::{Aggregate, Event, EventData};
+use crate::model::{Aggregate, Event, EventData, type_string, ungroup};
 
 pub fn event(cx: &Ctxt, event: &Event) {
     if let Some(param) = event.generics.params.first() {
@@ -60,8 +59,8 @@ pub fn event(cx: &Ctxt, event: &Event) {
 
 pub fn aggregate(cx: &Ctxt, aggregate: &Aggregate) {
     if let (Some(handle), Some(apply)) = (&aggregate.handle, &aggregate.apply) {
-        let handled = handle.events.event.to_token_stream().to_string();
-        let applied = apply.event.to_token_stream().to_string();
+        let handled = type_string(ungroup(handle.events.event));
+        let applied = type_string(ungroup(apply.event));
         if handled != applied {
             cx.error_spanned_by(
                 handle.events.event,

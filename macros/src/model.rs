@@ -603,7 +603,7 @@ fn result_args(ty: &Type) -> Option<(&Type, &Type)> {
 
 /// The type arguments of `ty` when its last path segment is `name`.
 fn generic_args<'a>(ty: &'a Type, name: &str) -> Option<Vec<&'a Type>> {
-    let Type::Path(path) = ty else { return None };
+    let Type::Path(path) = ungroup(ty) else { return None };
     let last = path.path.segments.last()?;
     if last.ident != name {
         return None;
@@ -622,6 +622,7 @@ fn generic_args<'a>(ty: &'a Type, name: &str) -> Option<Vec<&'a Type>> {
 
 /// The forms `handle` may return inside `Result`.
 fn events_of(ty: &Type) -> Events<'_> {
+    let ty = ungroup(ty);
     if let Type::Array(array) = ty {
         return Events { form: EventsForm::Array, event: &array.elem };
     }
@@ -649,6 +650,7 @@ fn apply<'a>(cx: &Ctxt, f: &'a ImplItemFn) -> Option<Apply<'a>> {
         return None;
     }
     let params = param_types(f);
+    let params: Vec<&Type> = params.into_iter().map(ungroup).collect();
     let [Type::Reference(reference)] = params.as_slice() else {
         cx.error_spanned_by(
             &f.sig.inputs,
@@ -674,6 +676,24 @@ fn invariants_signature(cx: &Ctxt, f: &ImplItemFn) {
     if f.sig.asyncness.is_some() || !is_ref_self(f, false) || !param_types(f).is_empty() {
         cx.error_spanned_by(&f.sig, format_args!("`invariants` must be `{SIGNATURE}`"));
     }
+}
+
+/// The type inside invisible groups (types passed through `macro_rules!`) and parentheses.
+pub fn ungroup(ty: &Type) -> &Type {
+    match ty {
+        Type::Group(group) => ungroup(&group.elem),
+        Type::Paren(paren) => ungroup(&paren.elem),
+        other => other,
+    }
+}
+
+/// A type as written, for messages: `Vec<Event>`, not `Vec < Event >`.
+pub fn type_string(ty: &Type) -> String {
+    let mut s = ty.to_token_stream().to_string();
+    for (from, to) in [(" < ", "<"), (" <", "<"), ("< ", "<"), (" >", ">"), (" :: ", "::"), (":: ", "::"), (" ,", ","), ("& ", "&"), (" ;", ";")] {
+        s = s.replace(from, to);
+    }
+    s
 }
 
 /// The last identifier of a type path: `Account` for `crate::Account<T>`.

@@ -1,11 +1,11 @@
 //! `impl Command` for a `#[command]` type: reads the fields its options name.
 
 use proc_macro2::TokenStream;
-use quote::{ToTokens, quote, quote_spanned};
+use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::Type;
 
-use crate::model::{Command, CommandData, Field, Target};
+use crate::model::{Command, CommandData, Field, Target, type_string, ungroup};
 
 pub fn expand(command: &Command) -> TokenStream {
     let private = super::private(&command.krate);
@@ -71,7 +71,7 @@ fn expected_version(field: &Field, value: TokenStream, private: &TokenStream) ->
 /// The command id from a `String`-like or `Option<String>`-like field, spanned at its type.
 fn command_id(field: &Field, value: TokenStream, private: &TokenStream) -> TokenStream {
     let ty = field.ty;
-    let is_option = matches!(ty, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Option"));
+    let is_option = matches!(ungroup(ty), Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Option"));
     if is_option {
         quote_spanned!(ty.span()=> <#ty as #private::OptionalCommandIdField>::command_id(#value))
     } else {
@@ -96,13 +96,13 @@ fn struct_methods(target: &Target, private: &TokenStream) -> Methods {
 }
 
 fn enum_methods<'a>(variants: &[(&syn::Ident, &'a Target<'a>)], id_type: &Type, private: &TokenStream) -> Methods {
-    let first_id = id_type.to_token_stream().to_string();
+    let first_id = type_string(ungroup(id_type));
     let id_arms = variants.iter().map(|(variant, target)| {
         let member = &target.id.member;
         let ty = target.id.ty;
         // Written like the first variant's id type: the same type. Else let the compiler
         // decide (type aliases), with our message if they differ.
-        let value = if ty.to_token_stream().to_string() == first_id {
+        let value = if type_string(ungroup(ty)) == first_id {
             quote!(__id)
         } else {
             quote_spanned!(ty.span()=> <#ty as #private::SameIdType<#id_type>>::same_id(__id))

@@ -49,33 +49,25 @@ impl ExpectedVersionField for Option<u64> {
     }
 }
 
-/// The field `#[command(command_id = ..)]` names, when its type is not an `Option`.
+/// The field `#[command(command_id = ..)]` names (or the `T` of an `Option<T>` field).
 #[diagnostic::on_unimplemented(
     message = "`command_id` must name a string field (`String`, `&str`, any `AsRef<str>`, or an `Option` of one), not `{Self}`",
     label = "expected a string type"
 )]
 pub trait CommandIdField {
     fn command_id(&self) -> Option<&str>;
+
+    fn optional_command_id(field: &Option<Self>) -> Option<&str>
+    where
+        Self: Sized,
+    {
+        field.as_ref().and_then(Self::command_id)
+    }
 }
 
 impl<T: AsRef<str> + ?Sized> CommandIdField for T {
     fn command_id(&self) -> Option<&str> {
         Some(self.as_ref())
-    }
-}
-
-/// The field `#[command(command_id = ..)]` names, when its type is an `Option`.
-#[diagnostic::on_unimplemented(
-    message = "`command_id` must name a string field (`String`, `&str`, any `AsRef<str>`, or an `Option` of one), not `{Self}`",
-    label = "expected a string type"
-)]
-pub trait OptionalCommandIdField {
-    fn command_id(&self) -> Option<&str>;
-}
-
-impl<T: AsRef<str>> OptionalCommandIdField for Option<T> {
-    fn command_id(&self) -> Option<&str> {
-        self.as_ref().map(AsRef::as_ref)
     }
 }
 

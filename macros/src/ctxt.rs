@@ -38,6 +38,11 @@ impl Ctxt {
             .push(error);
     }
 
+    /// How many errors were recorded so far.
+    pub fn error_count(&self) -> usize {
+        self.errors.borrow().as_ref().map_or(0, Vec::len)
+    }
+
     /// All errors, combined into one, or `Ok` if there were none.
     pub fn check(self) -> syn::Result<()> {
         let errors = self.errors.borrow_mut().take().expect("Ctxt checked twice");

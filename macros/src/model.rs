@@ -223,10 +223,13 @@ impl<'a> Command<'a> {
     pub fn from_syn(cx: &Ctxt, args: TokenStream, item: &'a CommandItem) -> Self {
         match item {
             CommandItem::Struct(item) => {
+                let errors = cx.error_count();
                 let attrs = attr::command_attrs(cx, Source::Args(args), false);
                 let owner = Owner { what: "struct", ident: &item.ident, fields: &item.fields };
                 let target = match &attrs.id {
                     Some(id) => resolve_target(cx, &owner, &attrs, &CommandAttrs::default(), id, false),
+                    // The options did not parse: whether `id` is there is not known.
+                    None if cx.error_count() > errors => None,
                     None => {
                         cx.error_spanned_by(
                             &item.ident,
@@ -243,20 +246,26 @@ impl<'a> Command<'a> {
                 }
             }
             CommandItem::Enum(item) => {
+                let errors = cx.error_count();
                 let defaults = attr::command_attrs(cx, Source::Args(args), false);
+                let defaults_parsed = cx.error_count() == errors;
                 let variants = item
                     .variants
                     .iter()
                     .map(|variant| {
+                        let errors = cx.error_count();
                         let mut attrs = CommandAttrs::default();
                         for helper in attr::helper_attrs(&variant.attrs, "command") {
                             let parsed = attr::command_attrs(cx, Source::Attr(helper), true);
                             merge_command_attrs(cx, &mut attrs, parsed, helper);
                         }
+                        // When some options did not parse, a missing `id` may just be unread.
+                        let parsed = defaults_parsed && cx.error_count() == errors;
                         let owner = Owner { what: "variant", ident: &variant.ident, fields: &variant.fields };
                         let target = match (&attrs.id, &defaults.id) {
                             (Some(id), _) => resolve_target(cx, &owner, &attrs, &defaults, id, false),
                             (None, Some(id)) => resolve_target(cx, &owner, &attrs, &defaults, id, true),
+                            (None, None) if !parsed => None,
                             (None, None) if matches!(variant.fields, Fields::Unit) => {
                                 cx.error_spanned_by(
                                     &variant.ident,
@@ -587,10 +596,11 @@ fn handle<'a>(cx: &Ctxt, f: &'a ImplItemFn) -> Option<Handle<'a>> {
         return None;
     };
     let events = events_of(ok_ty);
-    if !ok {
-        return None;
-    }
-    Some(Handle { command: params[0], events, error })
+    // Even when `ok` is false the types are read: the fallback impl uses them, so that
+    // the mistake in the signature is the only error.
+    let _ = ok;
+    let command = params.first()?;
+    Some(Handle { command, events, error })
 }
 
 /// `Result<T, E>` → `(T, E)`.
@@ -640,14 +650,11 @@ fn apply<'a>(cx: &Ctxt, f: &'a ImplItemFn) -> Option<Apply<'a>> {
     const SIGNATURE: &str = "fn apply(&mut self, event: &Event)";
     if let Some(asyncness) = &f.sig.asyncness {
         cx.error_spanned_by(asyncness, format_args!("`apply` cannot be `async`; write `{SIGNATURE}`"));
-        return None;
-    }
-    if !is_ref_self(f, true) {
+    } else if !is_ref_self(f, true) {
         cx.error_spanned_by(
             receiver_tokens(f),
             format_args!("`apply` must take `&mut self`: it evolves the state by one event; write `{SIGNATURE}`"),
         );
-        return None;
     }
     let params = param_types(f);
     let params: Vec<&Type> = params.into_iter().map(ungroup).collect();
@@ -656,16 +663,19 @@ fn apply<'a>(cx: &Ctxt, f: &'a ImplItemFn) -> Option<Apply<'a>> {
             &f.sig.inputs,
             format_args!("`apply` takes `&mut self` and one event by reference; write `{SIGNATURE}`"),
         );
-        return None;
+        // For the fallback: the event type as written, if there is one.
+        return match params.as_slice() {
+            [Type::Reference(reference), ..] => Some(Apply { event: &reference.elem }),
+            [event, ..] => Some(Apply { event }),
+            [] => None,
+        };
     };
     if reference.mutability.is_some() {
         cx.error_spanned_by(reference, format_args!("`apply` takes the event by shared reference (`&Event`); write `{SIGNATURE}`"));
-        return None;
     }
     if let syn::ReturnType::Type(_, ty) = &f.sig.output {
         if !matches!(&**ty, Type::Tuple(t) if t.elems.is_empty()) {
             cx.error_spanned_by(ty, format_args!("`apply` returns nothing: events are facts and cannot fail; write `{SIGNATURE}`"));
-            return None;
         }
     }
     Some(Apply { event: &reference.elem })

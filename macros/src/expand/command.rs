@@ -68,14 +68,24 @@ fn expected_version(field: &Field, value: TokenStream, private: &TokenStream) ->
     quote_spanned!(ty.span()=> <#ty as #private::ExpectedVersionField>::expected_version(#value))
 }
 
-/// The command id from a `String`-like or `Option<String>`-like field, spanned at its type.
+/// The command id from a string field, or from an `Option` of one, spanned at the
+/// (inner) type so that a field of another type is reported there.
 fn command_id(field: &Field, value: TokenStream, private: &TokenStream) -> TokenStream {
     let ty = field.ty;
-    let is_option = matches!(ungroup(ty), Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Option"));
-    if is_option {
-        quote_spanned!(ty.span()=> <#ty as #private::OptionalCommandIdField>::command_id(#value))
-    } else {
-        quote_spanned!(ty.span()=> <#ty as #private::CommandIdField>::command_id(#value))
+    match option_inner(ty) {
+        Some(inner) => quote_spanned!(inner.span()=> <#inner as #private::CommandIdField>::optional_command_id(#value)),
+        None => quote_spanned!(ty.span()=> <#ty as #private::CommandIdField>::command_id(#value)),
+    }
+}
+
+/// `T` of `Option<T>`.
+fn option_inner(ty: &Type) -> Option<&Type> {
+    let Type::Path(path) = ungroup(ty) else { return None };
+    let last = path.path.segments.last()?;
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else { return None };
+    match (last.ident == "Option", args.args.first()) {
+        (true, Some(syn::GenericArgument::Type(inner))) if args.args.len() == 1 => Some(inner),
+        _ => None,
     }
 }
 

@@ -20,8 +20,15 @@ fn workload() -> Vec<AccountCommand> {
     let id = |n: usize| AccountId(format!("acc-{}", n % ACCOUNTS));
     (0..COMMANDS)
         .map(|n| match n {
-            n if n < ACCOUNTS => AccountCommand::Open { account_id: id(n), owner: format!("owner {n}") },
-            n if n % 3 == 0 => AccountCommand::Transfer { from: id(n), to: id(n + 1), amount: 1 },
+            n if n < ACCOUNTS => AccountCommand::Open {
+                account_id: id(n),
+                owner: format!("owner {n}"),
+            },
+            n if n % 3 == 0 => AccountCommand::Transfer {
+                from: id(n),
+                to: id(n + 1),
+                amount: 1,
+            },
             n => AccountCommand::Deposit {
                 account_id: id(n),
                 amount: 10,
@@ -33,7 +40,11 @@ fn workload() -> Vec<AccountCommand> {
 }
 
 fn repository(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let commands = workload();
     let hand_commands: Vec<_> = commands.iter().map(to_hand).collect();
     let mut group = c.benchmark_group("repository_10k_commands");
@@ -77,13 +88,23 @@ where
 
 fn events() -> (Vec<AccountEvent>, Vec<HandEvent>) {
     let by_macro = vec![
-        AccountEvent::Opened { owner: "Ada Lovelace".into() },
-        AccountEvent::Deposited { amount: 1_000, currency: "EUR".into() },
+        AccountEvent::Opened {
+            owner: "Ada Lovelace".into(),
+        },
+        AccountEvent::Deposited {
+            amount: 1_000,
+            currency: "EUR".into(),
+        },
         AccountEvent::Withdrawn { amount: 250 },
     ];
     let by_hand = vec![
-        HandEvent::Opened { owner: "Ada Lovelace".into() },
-        HandEvent::Deposited { amount: 1_000, currency: "EUR".into() },
+        HandEvent::Opened {
+            owner: "Ada Lovelace".into(),
+        },
+        HandEvent::Deposited {
+            amount: 1_000,
+            currency: "EUR".into(),
+        },
         HandEvent::Withdrawn { amount: 250 },
     ];
     (by_macro, by_hand)

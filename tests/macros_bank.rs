@@ -15,10 +15,18 @@ async fn bank_example_end_to_end() {
     let journal = MemoryJournal::new();
     let accounts: Repository<Account> = Repository::new(journal.clone());
 
-    let open = AccountCommand::Open { account_id: id("a1"), owner: "Ada".into() };
+    let open = AccountCommand::Open {
+        account_id: id("a1"),
+        owner: "Ada".into(),
+    };
     let receipt = accounts.send(open).await.unwrap();
     assert_eq!(receipt.version, 1);
-    assert_eq!(receipt.events, vec![AccountEvent::Opened { owner: "Ada".into() }]);
+    assert_eq!(
+        receipt.events,
+        vec![AccountEvent::Opened {
+            owner: "Ada".into()
+        }]
+    );
 
     let deposit = AccountCommand::Deposit {
         account_id: id("a1"),
@@ -40,14 +48,26 @@ async fn bank_example_end_to_end() {
     };
     assert!(matches!(
         accounts.send(stale).await,
-        Err(Error::Conflict { expected: 1, actual: 2, .. })
+        Err(Error::Conflict {
+            expected: 1,
+            actual: 2,
+            ..
+        })
     ));
 
-    let transfer = AccountCommand::Transfer { from: id("a1"), to: id("b2"), amount: 30 };
+    let transfer = AccountCommand::Transfer {
+        from: id("a1"),
+        to: id("b2"),
+        amount: 30,
+    };
     assert_eq!(accounts.send(transfer).await.unwrap().version, 3);
 
     // Domain errors and invariants.
-    let too_much = AccountCommand::Transfer { from: id("a1"), to: id("b2"), amount: 1000 };
+    let too_much = AccountCommand::Transfer {
+        from: id("a1"),
+        to: id("b2"),
+        amount: 1000,
+    };
     assert!(matches!(
         accounts.send(too_much).await,
         Err(Error::Domain(AccountError::Insufficient { balance: 70 }))
@@ -58,11 +78,20 @@ async fn bank_example_end_to_end() {
         version: None,
         request_id: "req-3".into(),
     };
-    assert!(matches!(accounts.send(over_limit).await, Err(Error::Domain(AccountError::OverLimit))));
+    assert!(matches!(
+        accounts.send(over_limit).await,
+        Err(Error::Domain(AccountError::OverLimit))
+    ));
 
     let (state, version) = accounts.state(&id("a1")).await.unwrap();
     assert_eq!(version, 3);
-    assert_eq!(state, Account { balance: 70, owner: Some("Ada".into()) });
+    assert_eq!(
+        state,
+        Account {
+            balance: 70,
+            owner: Some("Ada".into())
+        }
+    );
 
     // Stored as DESIGN.md says: persistence id, manifests, versions, tags, readable JSON.
     let records = journal.read_all(0, 100).await.unwrap();
@@ -82,7 +111,14 @@ async fn bank_example_end_to_end() {
     assert_eq!(
         stored,
         vec![
-            ("account-a1", 1, "Opened", 1, r#"{"owner":"Ada"}"#.to_owned(), vec!["account".to_owned()]),
+            (
+                "account-a1",
+                1,
+                "Opened",
+                1,
+                r#"{"owner":"Ada"}"#.to_owned(),
+                vec!["account".to_owned()]
+            ),
             (
                 "account-a1",
                 2,
@@ -91,7 +127,14 @@ async fn bank_example_end_to_end() {
                 r#"{"amount":100,"currency":"EUR"}"#.to_owned(),
                 vec!["account".to_owned(), "large".to_owned()]
             ),
-            ("account-a1", 3, "money-withdrawn", 1, r#"{"amount":30}"#.to_owned(), vec!["account".to_owned()]),
+            (
+                "account-a1",
+                3,
+                "money-withdrawn",
+                1,
+                r#"{"amount":30}"#.to_owned(),
+                vec!["account".to_owned()]
+            ),
         ]
     );
     assert_eq!(records[1].command_id.as_deref(), Some("req-1"));
@@ -104,7 +147,10 @@ async fn bank_example_end_to_end() {
 #[tokio::test]
 async fn snapshots_round_trip() {
     assert_eq!(Account::SNAPSHOT_VERSION, Some(1));
-    let state = Account { balance: 5, owner: Some("Bo".into()) };
+    let state = Account {
+        balance: 5,
+        owner: Some("Bo".into()),
+    };
     let value = state.encode_snapshot().unwrap();
     assert_eq!(value, serde_json::json!({ "balance": 5, "owner": "Bo" }));
     assert_eq!(Account::decode_snapshot(value).unwrap(), state);
@@ -115,7 +161,10 @@ async fn snapshots_round_trip() {
         .snapshots(snapshots.clone(), factum::SnapshotPolicy::Every(2))
         .build();
     accounts
-        .send(AccountCommand::Open { account_id: id("s"), owner: "Cy".into() })
+        .send(AccountCommand::Open {
+            account_id: id("s"),
+            owner: "Cy".into(),
+        })
         .await
         .unwrap();
     for n in 0..3 {

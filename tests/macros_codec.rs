@@ -10,12 +10,17 @@ use std::sync::Arc;
 #[event(tags = ["shape"], tags_with = shape_tags)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Shape {
-    Named { x: i64, label: String },
+    Named {
+        x: i64,
+        label: String,
+    },
     Tuple(u8, String),
     Newtype(Vec<u32>),
     Unit,
     #[event(rename = "circle.v1", tags = ["round"])]
-    Circle { radius: f64 },
+    Circle {
+        radius: f64,
+    },
     Empty {},
 }
 
@@ -63,7 +68,13 @@ fn round_trip<E: Event + PartialEq + std::fmt::Debug>(event: &E) -> String {
 #[test]
 fn every_variant_form_round_trips() {
     let cases = [
-        (Shape::Named { x: -1, label: "a".into() }, r#"{"x":-1,"label":"a"}"#),
+        (
+            Shape::Named {
+                x: -1,
+                label: "a".into(),
+            },
+            r#"{"x":-1,"label":"a"}"#,
+        ),
         (Shape::Tuple(7, "b".into()), r#"[7,"b"]"#),
         (Shape::Newtype(vec![1, 2]), "[1,2]"),
         (Shape::Unit, "null"),
@@ -73,7 +84,10 @@ fn every_variant_form_round_trips() {
     for (event, json) in cases {
         assert_eq!(round_trip(&event), json, "{event:?}");
     }
-    assert_eq!(round_trip(&PointMoved { x: 1, y: 2, z: 3 }), r#"{"x":1,"y":2,"z":3}"#);
+    assert_eq!(
+        round_trip(&PointMoved { x: 1, y: 2, z: 3 }),
+        r#"{"x":1,"y":2,"z":3}"#
+    );
     assert_eq!(round_trip(&Pair(1, 2)), "[1,2]");
     assert_eq!(round_trip(&Tick), "null");
 }
@@ -85,9 +99,15 @@ fn unit_variants_accept_an_empty_object() {
 
 #[test]
 fn manifests_versions_and_tags() {
-    let named = Shape::Named { x: 0, label: "l".into() };
+    let named = Shape::Named {
+        x: 0,
+        label: "l".into(),
+    };
     assert_eq!((named.manifest(), named.version()), ("Named", 1));
-    assert_eq!(named.tags().iter().collect::<Vec<_>>(), ["shape", "label:l"]);
+    assert_eq!(
+        named.tags().iter().collect::<Vec<_>>(),
+        ["shape", "label:l"]
+    );
     let circle = Shape::Circle { radius: 0.0 };
     assert_eq!(circle.manifest(), "circle.v1");
     assert_eq!(circle.tags().iter().collect::<Vec<_>>(), ["shape", "round"]);
@@ -119,18 +139,33 @@ fn upcasts_chain_in_order() {
 
 #[test]
 fn codec_errors() {
-    assert!(matches!(Shape::decode("Nope", 1, b"{}"), Err(CodecError::UnknownManifest(m)) if m == "Nope"));
+    assert!(
+        matches!(Shape::decode("Nope", 1, b"{}"), Err(CodecError::UnknownManifest(m)) if m == "Nope")
+    );
     assert!(matches!(
         Shape::decode("Named", 2, b"{}"),
         Err(CodecError::UnknownVersion { manifest, version: 2, current: 1 }) if manifest == "Named"
     ));
     assert!(matches!(
         PointMoved::decode("point-moved", 4, b"{}"),
-        Err(CodecError::UnknownVersion { version: 4, current: 3, .. })
+        Err(CodecError::UnknownVersion {
+            version: 4,
+            current: 3,
+            ..
+        })
     ));
-    assert!(matches!(Shape::decode("Named", 1, b"{not json"), Err(CodecError::Payload(_))));
-    assert!(matches!(Shape::decode("Named", 1, br#"{"x":"one"}"#), Err(CodecError::Payload(_))));
-    assert!(matches!(Shape::decode("Unit", 1, b"nul"), Err(CodecError::Payload(_))));
+    assert!(matches!(
+        Shape::decode("Named", 1, b"{not json"),
+        Err(CodecError::Payload(_))
+    ));
+    assert!(matches!(
+        Shape::decode("Named", 1, br#"{"x":"one"}"#),
+        Err(CodecError::Payload(_))
+    ));
+    assert!(matches!(
+        Shape::decode("Unit", 1, b"nul"),
+        Err(CodecError::Payload(_))
+    ));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -167,7 +202,10 @@ pub struct Counter {
 #[aggregate]
 impl Counter {
     fn handle(&self, cmd: Add) -> Result<CounterEvent, std::convert::Infallible> {
-        Ok(CounterEvent::Added { amount: cmd.1, note: "new".into() })
+        Ok(CounterEvent::Added {
+            amount: cmd.1,
+            note: "new".into(),
+        })
     }
 
     fn apply(&mut self, event: &CounterEvent) {
@@ -227,7 +265,12 @@ async fn upcast_chain_runs_on_replay() {
 async fn undecodable_events_are_decode_errors() {
     for (manifest, version, payload, expected) in [
         ("Removed", 1, "{}", "unknown manifest `Removed`"),
-        ("Added", 9, "{}", "unknown version 9 of `Added` (current: 3)"),
+        (
+            "Added",
+            9,
+            "{}",
+            "unknown version 9 of `Added` (current: 3)",
+        ),
         ("Added", 3, "{oops", "bad payload"),
     ] {
         let journal = MemoryJournal::new();
@@ -247,7 +290,12 @@ async fn undecodable_events_are_decode_errors() {
             panic!("expected a decode error for {manifest} v{version}");
         };
         assert_eq!(
-            (&*error.persistence_id, error.sequence_nr, &*error.manifest, error.version),
+            (
+                &*error.persistence_id,
+                error.sequence_nr,
+                &*error.manifest,
+                error.version
+            ),
             (pid, 2, manifest, version)
         );
         let message = error.to_string();

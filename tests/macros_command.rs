@@ -32,16 +32,27 @@ pub type Id = String;
 #[command(id = id, command_id = request)]
 #[derive(Debug, Clone)]
 pub enum Many {
-    One { id: String, request: RequestId },
+    One {
+        id: String,
+        request: RequestId,
+    },
     #[command(id = 0, command_id = 1)]
     Two(Id, Box<str>),
     #[command(expected_version = version)]
-    Three { id: String, request: Option<RequestId>, version: u64 },
+    Three {
+        id: String,
+        request: Option<RequestId>,
+        version: u64,
+    },
 }
 
 #[test]
 fn struct_commands() {
-    let named = Named { account: 7, version: 3, request: "r" };
+    let named = Named {
+        account: 7,
+        version: 3,
+        request: "r",
+    };
     assert_eq!(*named.aggregate_id(), 7);
     assert_eq!(named.expected_version(), Some(3));
     assert_eq!(named.command_id(), Some("r"));
@@ -58,13 +69,37 @@ fn struct_commands() {
 
 #[test]
 fn enum_commands_with_defaults_and_overrides() {
-    let one = Many::One { id: "1".into(), request: RequestId("r1".into()) };
-    assert_eq!((one.aggregate_id().as_str(), one.command_id(), one.expected_version()), ("1", Some("r1"), None));
+    let one = Many::One {
+        id: "1".into(),
+        request: RequestId("r1".into()),
+    };
+    assert_eq!(
+        (
+            one.aggregate_id().as_str(),
+            one.command_id(),
+            one.expected_version()
+        ),
+        ("1", Some("r1"), None)
+    );
     let two = Many::Two("2".into(), "r2".into());
-    assert_eq!((two.aggregate_id().as_str(), two.command_id()), ("2", Some("r2")));
+    assert_eq!(
+        (two.aggregate_id().as_str(), two.command_id()),
+        ("2", Some("r2"))
+    );
     // Variant options are added to the type-level ones.
-    let three = Many::Three { id: "3".into(), request: None, version: 4 };
-    assert_eq!((three.aggregate_id().as_str(), three.command_id(), three.expected_version()), ("3", None, Some(4)));
+    let three = Many::Three {
+        id: "3".into(),
+        request: None,
+        version: 4,
+    };
+    assert_eq!(
+        (
+            three.aggregate_id().as_str(),
+            three.command_id(),
+            three.expected_version()
+        ),
+        ("3", None, Some(4))
+    );
     assert!(three.retry_copy().is_some());
 }
 

@@ -15,8 +15,14 @@ fn id(s: &str) -> AccountId {
 fn script() -> Vec<AccountCommand> {
     let mut commands = Vec::new();
     for (n, name) in ["a", "b"].into_iter().enumerate() {
-        commands.push(AccountCommand::Open { account_id: id(name), owner: name.into() });
-        commands.push(AccountCommand::Open { account_id: id(name), owner: name.into() });
+        commands.push(AccountCommand::Open {
+            account_id: id(name),
+            owner: name.into(),
+        });
+        commands.push(AccountCommand::Open {
+            account_id: id(name),
+            owner: name.into(),
+        });
         for k in 0..5u64 {
             commands.push(AccountCommand::Deposit {
                 account_id: id(name),
@@ -25,8 +31,16 @@ fn script() -> Vec<AccountCommand> {
                 request_id: format!("{name}-{}", k % 3),
             });
         }
-        commands.push(AccountCommand::Transfer { from: id(name), to: id("x"), amount: 15 + n as u64 });
-        commands.push(AccountCommand::Transfer { from: id(name), to: id("x"), amount: 10_000 });
+        commands.push(AccountCommand::Transfer {
+            from: id(name),
+            to: id("x"),
+            amount: 15 + n as u64,
+        });
+        commands.push(AccountCommand::Transfer {
+            from: id(name),
+            to: id("x"),
+            amount: 10_000,
+        });
         commands.push(AccountCommand::Deposit {
             account_id: id(name),
             amount: common::bank::LIMIT,
@@ -34,7 +48,12 @@ fn script() -> Vec<AccountCommand> {
             request_id: format!("{name}-limit"),
         });
     }
-    commands.push(AccountCommand::Deposit { account_id: id("c"), amount: 1, version: None, request_id: "c".into() });
+    commands.push(AccountCommand::Deposit {
+        account_id: id("c"),
+        amount: 1,
+        version: None,
+        request_id: "c".into(),
+    });
     commands
 }
 
@@ -55,8 +74,16 @@ async fn macro_and_hand_written_behave_identically() {
         match (a, b) {
             (Ok(a), Ok(b)) => {
                 assert_eq!(a.version, b.version);
-                let a: Vec<_> = a.events.iter().map(|e| (e.manifest(), e.version(), e.encode().unwrap())).collect();
-                let b: Vec<_> = b.events.iter().map(|e| (e.manifest(), e.version(), e.encode().unwrap())).collect();
+                let a: Vec<_> = a
+                    .events
+                    .iter()
+                    .map(|e| (e.manifest(), e.version(), e.encode().unwrap()))
+                    .collect();
+                let b: Vec<_> = b
+                    .events
+                    .iter()
+                    .map(|e| (e.manifest(), e.version(), e.encode().unwrap()))
+                    .collect();
                 assert_eq!(a, b);
             }
             (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),

@@ -19,7 +19,10 @@ fn ui() {
         .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
         .unwrap_or_default();
     if !version.starts_with(PINNED) {
-        eprintln!("skipping ui tests: their snapshots are for {PINNED}x, this is `{}`", version.trim());
+        eprintln!(
+            "skipping ui tests: their snapshots are for {PINNED}x, this is `{}`",
+            version.trim()
+        );
         return;
     }
     let cases = trybuild::TestCases::new();

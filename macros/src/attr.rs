@@ -34,7 +34,10 @@ fn parse_options(cx: &Ctxt, source: Source, logic: impl FnMut(ParseNestedMeta) -
 }
 
 /// The helper attributes named `name` among `attrs` (`#[event(..)]` on a variant).
-pub fn helper_attrs<'a>(attrs: &'a [Attribute], name: &'a str) -> impl Iterator<Item = &'a Attribute> {
+pub fn helper_attrs<'a>(
+    attrs: &'a [Attribute],
+    name: &'a str,
+) -> impl Iterator<Item = &'a Attribute> {
     attrs.iter().filter(move |attr| attr.path().is_ident(name))
 }
 
@@ -51,7 +54,11 @@ fn key(meta: &ParseNestedMeta) -> String {
 
 /// The error for an option that is not one of `valid`.
 fn unknown(meta: &ParseNestedMeta, what: &str, valid: &[&str]) -> syn::Error {
-    let list = valid.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ");
+    let list = valid
+        .iter()
+        .map(|v| format!("`{v}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
     meta.error(format_args!(
         "unknown option `{}` of {what}; expected one of: {list}",
         key(meta)
@@ -75,9 +82,9 @@ pub struct Version {
 }
 
 fn parse_version(input: syn::parse::ParseStream) -> syn::Result<Version> {
-    let lit: LitInt = input.parse().map_err(|e| {
-        syn::Error::new(e.span(), "expected a version number, like `version = 2`")
-    })?;
+    let lit: LitInt = input
+        .parse()
+        .map_err(|e| syn::Error::new(e.span(), "expected a version number, like `version = 2`"))?;
     let value = lit.base10_parse::<u32>()?;
     Ok(Version { value, lit })
 }
@@ -143,12 +150,18 @@ pub fn event_attrs(cx: &Ctxt, source: Source, place: EventPlace) -> EventAttrs {
             }
             // tags_with = path::to::fn
             "tags_with" => {
-                let path = parse_path(meta.value()?, "a function path, like `tags_with = dynamic_tags`")?;
+                let path = parse_path(
+                    meta.value()?,
+                    "a function path, like `tags_with = dynamic_tags`",
+                )?;
                 set_once(cx, &mut attrs.tags_with, &meta, path);
             }
             // rename = "stored-name"
             "rename" => {
-                let lit = parse_str(meta.value()?, "a string literal, like `rename = \"money-withdrawn\"`")?;
+                let lit = parse_str(
+                    meta.value()?,
+                    "a string literal, like `rename = \"money-withdrawn\"`",
+                )?;
                 set_once(cx, &mut attrs.rename, &meta, lit);
             }
             // version = 2
@@ -160,7 +173,10 @@ pub fn event_attrs(cx: &Ctxt, source: Source, place: EventPlace) -> EventAttrs {
             "upcast" => attrs.upcasts.push(parse_upcast(cx, &meta)?),
             // crate = path::to::factum
             _ => {
-                let path = parse_path(meta.value()?, "a path to the `factum` crate, like `crate = ::my_crate::factum`")?;
+                let path = parse_path(
+                    meta.value()?,
+                    "a path to the `factum` crate, like `crate = ::my_crate::factum`",
+                )?;
                 set_once(cx, &mut attrs.krate, &meta, path);
             }
         }
@@ -182,7 +198,10 @@ fn parse_tags(input: syn::parse::ParseStream) -> syn::Result<Vec<LitStr>> {
     items
         .into_iter()
         .map(|item| match item {
-            syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(lit), .. }) => Ok(lit),
+            syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(lit),
+                ..
+            }) => Ok(lit),
             other => Err(syn::Error::new_spanned(other, EXPECTED)),
         })
         .collect()
@@ -214,7 +233,10 @@ fn parse_upcast(cx: &Ctxt, meta: &ParseNestedMeta) -> syn::Result<Upcast> {
             }
             // with = path::to::fn
             "with" => {
-                let path = parse_path(inner.value()?, "a function path, like `with = deposited_v1_to_v2`")?;
+                let path = parse_path(
+                    inner.value()?,
+                    "a function path, like `with = deposited_v1_to_v2`",
+                )?;
                 set_once(cx, &mut with, &inner, path);
             }
             _ => return Err(unknown(&inner, "`upcast(..)`", &["from", "with"])),
@@ -245,9 +267,15 @@ pub struct CommandAttrs {
 
 pub fn command_attrs(cx: &Ctxt, source: Source, on_variant: bool) -> CommandAttrs {
     let (options, what): (&[&str], _) = if on_variant {
-        (&["id", "expected_version", "command_id"], "`#[command]` on a variant")
+        (
+            &["id", "expected_version", "command_id"],
+            "`#[command]` on a variant",
+        )
     } else {
-        (&["id", "expected_version", "command_id", "crate"], "`#[command]`")
+        (
+            &["id", "expected_version", "command_id", "crate"],
+            "`#[command]`",
+        )
     };
     let mut attrs = CommandAttrs::default();
     parse_options(cx, source, |meta| {
@@ -273,7 +301,10 @@ pub fn command_attrs(cx: &Ctxt, source: Source, on_variant: bool) -> CommandAttr
             }
             // crate = path::to::factum
             _ => {
-                let path = parse_path(meta.value()?, "a path to the `factum` crate, like `crate = ::my_crate::factum`")?;
+                let path = parse_path(
+                    meta.value()?,
+                    "a path to the `factum` crate, like `crate = ::my_crate::factum`",
+                )?;
                 set_once(cx, &mut attrs.krate, &meta, path);
             }
         }
@@ -283,10 +314,10 @@ pub fn command_attrs(cx: &Ctxt, source: Source, on_variant: bool) -> CommandAttr
 }
 
 fn parse_field(input: syn::parse::ParseStream) -> syn::Result<FieldRef> {
-    if input.peek(syn::Ident) || input.peek(syn::LitInt) {
-        if let Ok(member) = input.parse::<Member>() {
-            return Ok(member);
-        }
+    if (input.peek(syn::Ident) || input.peek(syn::LitInt))
+        && let Ok(member) = input.parse::<Member>()
+    {
+        return Ok(member);
     }
     let span = input.span();
     Err(syn::Error::new(
@@ -335,7 +366,10 @@ pub fn aggregate_attrs(cx: &Ctxt, args: TokenStream) -> AggregateAttrs {
             }
             // crate = path::to::factum
             "crate" => {
-                let path = parse_path(meta.value()?, "a path to the `factum` crate, like `crate = ::my_crate::factum`")?;
+                let path = parse_path(
+                    meta.value()?,
+                    "a path to the `factum` crate, like `crate = ::my_crate::factum`",
+                )?;
                 set_once(cx, &mut attrs.krate, &meta, path);
             }
             _ => return Err(unknown(&meta, "`#[aggregate]`", OPTIONS)),

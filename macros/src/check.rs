@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-
 use crate::ctxt::Ctxt;
 use crate::model::{Aggregate, Event, EventData, type_string, ungroup};
 
@@ -11,25 +10,31 @@ pub fn event(cx: &Ctxt, event: &Event) {
     if let Some(param) = event.generics.params.first() {
         cx.error_spanned_by(param, "`#[event]` does not support generic parameters: events are stored, so their types are concrete");
     }
-    if let EventData::Enum(kinds) = &event.data {
-        if kinds.is_empty() {
-            cx.error_spanned_by(event.ident, "an `#[event]` enum needs at least one variant");
-        }
+    if let EventData::Enum(kinds) = &event.data
+        && kinds.is_empty()
+    {
+        cx.error_spanned_by(event.ident, "an `#[event]` enum needs at least one variant");
     }
     let mut manifests: HashMap<&str, &syn::Ident> = HashMap::new();
     for kind in event.kinds() {
         // version = 0
-        if let Some(lit) = &kind.version_lit {
-            if kind.version == 0 {
-                cx.error_spanned_by(lit, "event versions start at 1: write `version = 1` or more");
-            }
+        if let Some(lit) = &kind.version_lit
+            && kind.version == 0
+        {
+            cx.error_spanned_by(
+                lit,
+                "event versions start at 1: write `version = 1` or more",
+            );
         }
         // upcast(from = N) must lead to the current version, each N once.
         let mut froms: HashMap<u32, ()> = HashMap::new();
         for upcast in &kind.upcasts {
             let from = upcast.from.value;
             if from == 0 {
-                cx.error_spanned_by(&upcast.from.lit, "event versions start at 1: `from` must be 1 or more");
+                cx.error_spanned_by(
+                    &upcast.from.lit,
+                    "event versions start at 1: `from` must be 1 or more",
+                );
             } else if from >= kind.version {
                 cx.error_spanned_by(
                     &upcast.from.lit,
@@ -41,7 +46,10 @@ pub fn event(cx: &Ctxt, event: &Event) {
                     ),
                 );
             } else if froms.insert(from, ()).is_some() {
-                cx.error_spanned_by(&upcast.from.lit, format_args!("a second `upcast(from = {from})` for `{}`", kind.ident));
+                cx.error_spanned_by(
+                    &upcast.from.lit,
+                    format_args!("a second `upcast(from = {from})` for `{}`", kind.ident),
+                );
             }
         }
         // Manifests are the keys of the codec: each at most once.
@@ -69,6 +77,9 @@ pub fn aggregate(cx: &Ctxt, aggregate: &Aggregate) {
         }
     }
     if let Some((_, 0, Some(lit))) = &aggregate.snapshot {
-        cx.error_spanned_by(lit, "snapshot versions start at 1: write `snapshot(version = 1)` or more");
+        cx.error_spanned_by(
+            lit,
+            "snapshot versions start at 1: write `snapshot(version = 1)` or more",
+        );
     }
 }

@@ -67,14 +67,20 @@ pub fn aggregate(aggregate: &Aggregate, error: &syn::Error) -> TokenStream {
     let self_ty = &item.self_ty;
     let (impl_generics, _, where_clause) = item.generics.split_for_impl();
     let never = quote!(#private::Never);
-    let command = aggregate.handle.as_ref().map_or_else(|| never.clone(), |h| {
-        let ty = h.command;
-        quote!(#ty)
-    });
-    let error_ty = aggregate.handle.as_ref().map_or_else(|| never.clone(), |h| {
-        let ty = h.error;
-        quote!(#ty)
-    });
+    let command = aggregate.handle.as_ref().map_or_else(
+        || never.clone(),
+        |h| {
+            let ty = h.command;
+            quote!(#ty)
+        },
+    );
+    let error_ty = aggregate.handle.as_ref().map_or_else(
+        || never.clone(),
+        |h| {
+            let ty = h.error;
+            quote!(#ty)
+        },
+    );
     let event = match (&aggregate.apply, &aggregate.handle) {
         (Some(apply), _) => {
             let ty = apply.event;

@@ -81,7 +81,10 @@ impl EventItem {
             Ok(syn::Item::Enum(item)) => Some(EventItem::Enum(item)),
             Ok(syn::Item::Struct(item)) => Some(EventItem::Struct(item)),
             Ok(other) => {
-                cx.error_spanned_by(item_keyword(&other), "`#[event]` goes on an enum or a struct");
+                cx.error_spanned_by(
+                    item_keyword(&other),
+                    "`#[event]` goes on an enum or a struct",
+                );
                 None
             }
             Err(error) => {
@@ -103,7 +106,8 @@ impl<'a> Event<'a> {
                     .map(|variant| {
                         let mut variant_attrs = EventAttrs::default();
                         for helper in attr::helper_attrs(&variant.attrs, "event") {
-                            let parsed = attr::event_attrs(cx, Source::Attr(helper), EventPlace::Variant);
+                            let parsed =
+                                attr::event_attrs(cx, Source::Attr(helper), EventPlace::Variant);
                             merge_event_attrs(cx, &mut variant_attrs, parsed, helper);
                         }
                         Kind::new(&variant.ident, &variant.fields, variant_attrs)
@@ -146,15 +150,28 @@ impl<'a> Event<'a> {
 
 /// Two `#[event(..)]` on one variant count as one list of options.
 fn merge_event_attrs(cx: &Ctxt, into: &mut EventAttrs, from: EventAttrs, attr: &syn::Attribute) {
-    let duplicate = |what: &str| cx.error_spanned_by(attr, format_args!("duplicate option `{what}`"));
+    let duplicate =
+        |what: &str| cx.error_spanned_by(attr, format_args!("duplicate option `{what}`"));
     if from.tags.is_some() {
-        if into.tags.is_some() { duplicate("tags") } else { into.tags = from.tags }
+        if into.tags.is_some() {
+            duplicate("tags")
+        } else {
+            into.tags = from.tags
+        }
     }
     if from.rename.is_some() {
-        if into.rename.is_some() { duplicate("rename") } else { into.rename = from.rename }
+        if into.rename.is_some() {
+            duplicate("rename")
+        } else {
+            into.rename = from.rename
+        }
     }
     if from.version.is_some() {
-        if into.version.is_some() { duplicate("version") } else { into.version = from.version }
+        if into.version.is_some() {
+            duplicate("version")
+        } else {
+            into.version = from.version
+        }
     }
     into.upcasts.extend(from.upcasts);
 }
@@ -201,7 +218,10 @@ impl CommandItem {
             Ok(syn::Item::Enum(item)) => Some(CommandItem::Enum(item)),
             Ok(syn::Item::Struct(item)) => Some(CommandItem::Struct(item)),
             Ok(other) => {
-                cx.error_spanned_by(item_keyword(&other), "`#[command]` goes on a struct or an enum");
+                cx.error_spanned_by(
+                    item_keyword(&other),
+                    "`#[command]` goes on a struct or an enum",
+                );
                 None
             }
             Err(error) => {
@@ -225,9 +245,15 @@ impl<'a> Command<'a> {
             CommandItem::Struct(item) => {
                 let errors = cx.error_count();
                 let attrs = attr::command_attrs(cx, Source::Args(args), false);
-                let owner = Owner { what: "struct", ident: &item.ident, fields: &item.fields };
+                let owner = Owner {
+                    what: "struct",
+                    ident: &item.ident,
+                    fields: &item.fields,
+                };
                 let target = match &attrs.id {
-                    Some(id) => resolve_target(cx, &owner, &attrs, &CommandAttrs::default(), id, false),
+                    Some(id) => {
+                        resolve_target(cx, &owner, &attrs, &CommandAttrs::default(), id, false)
+                    }
                     // The options did not parse: whether `id` is there is not known.
                     None if cx.error_count() > errors => None,
                     None => {
@@ -304,20 +330,36 @@ impl<'a> Command<'a> {
     pub fn id_type(&self) -> Option<&'a Type> {
         match &self.data {
             CommandData::Struct(target) => target.as_ref().map(|t| t.id.ty),
-            CommandData::Enum(variants) => variants.iter().find_map(|(_, _, target)| target.as_ref().map(|t| t.id.ty)),
+            CommandData::Enum(variants) => variants
+                .iter()
+                .find_map(|(_, _, target)| target.as_ref().map(|t| t.id.ty)),
         }
     }
 }
 
-fn merge_command_attrs(cx: &Ctxt, into: &mut CommandAttrs, from: CommandAttrs, attr: &syn::Attribute) {
-    let duplicate = |what: &str| cx.error_spanned_by(attr, format_args!("duplicate option `{what}`"));
+fn merge_command_attrs(
+    cx: &Ctxt,
+    into: &mut CommandAttrs,
+    from: CommandAttrs,
+    attr: &syn::Attribute,
+) {
+    let duplicate =
+        |what: &str| cx.error_spanned_by(attr, format_args!("duplicate option `{what}`"));
     for (slot, value, name) in [
         (&mut into.id, from.id, "id"),
-        (&mut into.expected_version, from.expected_version, "expected_version"),
+        (
+            &mut into.expected_version,
+            from.expected_version,
+            "expected_version",
+        ),
         (&mut into.command_id, from.command_id, "command_id"),
     ] {
         if value.is_some() {
-            if slot.is_some() { duplicate(name) } else { *slot = value }
+            if slot.is_some() {
+                duplicate(name)
+            } else {
+                *slot = value
+            }
         }
     }
 }
@@ -333,26 +375,52 @@ fn resolve_target<'a>(
     id_is_default: bool,
 ) -> Option<Target<'a>> {
     let id = resolve(cx, owner, "id", id, id_is_default);
-    let optional = |name: &str, own: &Option<Member>, default: &Option<Member>| match (own, default) {
+    let optional = |name: &str, own: &Option<Member>, default: &Option<Member>| match (own, default)
+    {
         (Some(member), _) => resolve(cx, owner, name, member, false),
         (None, Some(member)) => resolve(cx, owner, name, member, true),
         (None, None) => None,
     };
-    let expected_version = optional("expected_version", &own.expected_version, &defaults.expected_version);
+    let expected_version = optional(
+        "expected_version",
+        &own.expected_version,
+        &defaults.expected_version,
+    );
     let command_id = optional("command_id", &own.command_id, &defaults.command_id);
-    Some(Target { id: id?, expected_version, command_id })
+    Some(Target {
+        id: id?,
+        expected_version,
+        command_id,
+    })
 }
 
 /// Finds the field `member` of `owner`, or explains why there is none.
-fn resolve<'a>(cx: &Ctxt, owner: &Owner<'a>, option: &str, member: &Member, is_default: bool) -> Option<Field<'a>> {
-    let Owner { what, ident, fields } = owner;
+fn resolve<'a>(
+    cx: &Ctxt,
+    owner: &Owner<'a>,
+    option: &str,
+    member: &Member,
+    is_default: bool,
+) -> Option<Field<'a>> {
+    let Owner {
+        what,
+        ident,
+        fields,
+    } = owner;
     // An enum-level default is reported at the variant that lacks the field.
     let span_tokens: &dyn ToTokens = if is_default { ident } else { member };
-    let from_default = if is_default { format!(" (`{option}` on the enum applies to every variant; override it on this variant)") } else { String::new() };
+    let from_default = if is_default {
+        format!(" (`{option}` on the enum applies to every variant; override it on this variant)")
+    } else {
+        String::new()
+    };
     match (fields, member) {
         (Fields::Named(named), Member::Named(name)) => {
             if let Some(field) = named.named.iter().find(|f| f.ident.as_ref() == Some(name)) {
-                return Some(Field { member: member.clone(), ty: &field.ty });
+                return Some(Field {
+                    member: member.clone(),
+                    ty: &field.ty,
+                });
             }
             let list = named
                 .named
@@ -368,10 +436,20 @@ fn resolve<'a>(cx: &Ctxt, owner: &Owner<'a>, option: &str, member: &Member, is_d
         (Fields::Unnamed(unnamed), Member::Unnamed(index)) => {
             let count = unnamed.unnamed.len();
             if let Some(field) = unnamed.unnamed.iter().nth(index.index as usize) {
-                let member = Member::Unnamed(syn::Index { index: index.index, span: index.span });
-                return Some(Field { member, ty: &field.ty });
+                let member = Member::Unnamed(syn::Index {
+                    index: index.index,
+                    span: index.span,
+                });
+                return Some(Field {
+                    member,
+                    ty: &field.ty,
+                });
             }
-            let valid = if count == 1 { "`0`".to_owned() } else { format!("`0` to `{}`", count - 1) };
+            let valid = if count == 1 {
+                "`0`".to_owned()
+            } else {
+                format!("`0` to `{}`", count - 1)
+            };
             cx.error_spanned_by(
                 span_tokens,
                 format_args!(
@@ -402,7 +480,9 @@ fn resolve<'a>(cx: &Ctxt, owner: &Owner<'a>, option: &str, member: &Member, is_d
         (Fields::Unit, _) => {
             cx.error_spanned_by(
                 span_tokens,
-                format_args!("unit {what} `{ident}` has no fields, so none can be `{option}`{from_default}"),
+                format_args!(
+                    "unit {what} `{ident}` has no fields, so none can be `{option}`{from_default}"
+                ),
             );
         }
     }
@@ -524,7 +604,11 @@ impl<'a> Aggregate<'a> {
             krate: crate_path(attrs.krate),
             name,
             snapshot: attrs.snapshot.map(|(span, version)| {
-                (span, version.as_ref().map_or(1, |v| v.value), version.map(|v| v.lit))
+                (
+                    span,
+                    version.as_ref().map_or(1, |v| v.value),
+                    version.map(|v| v.lit),
+                )
             }),
             handle,
             apply,
@@ -535,7 +619,9 @@ impl<'a> Aggregate<'a> {
 
 fn is_ref_self(f: &ImplItemFn, mutable: bool) -> bool {
     match f.sig.receiver() {
-        Some(receiver) => matches!(receiver.kind, syn::ReceiverKind::Reference(_, _, ref m) if m.is_some() == mutable),
+        Some(receiver) => {
+            matches!(receiver.kind, syn::ReceiverKind::Reference(_, _, ref m) if m.is_some() == mutable)
+        }
         None => false,
     }
 }
@@ -564,7 +650,12 @@ fn handle<'a>(cx: &Ctxt, f: &'a ImplItemFn) -> Option<Handle<'a>> {
     const SIGNATURE: &str = "fn handle(&self, command: Command) -> Result<Vec<Event>, Error>";
     let mut ok = true;
     if let Some(asyncness) = &f.sig.asyncness {
-        cx.error_spanned_by(asyncness, format_args!("`handle` cannot be `async`: it decides from the state alone; write `{SIGNATURE}`"));
+        cx.error_spanned_by(
+            asyncness,
+            format_args!(
+                "`handle` cannot be `async`: it decides from the state alone; write `{SIGNATURE}`"
+            ),
+        );
         ok = false;
     }
     if !is_ref_self(f, false) {
@@ -600,7 +691,11 @@ fn handle<'a>(cx: &Ctxt, f: &'a ImplItemFn) -> Option<Handle<'a>> {
     // the mistake in the signature is the only error.
     let _ = ok;
     let command = params.first()?;
-    Some(Handle { command, events, error })
+    Some(Handle {
+        command,
+        events,
+        error,
+    })
 }
 
 /// `Result<T, E>` → `(T, E)`.
@@ -613,12 +708,16 @@ fn result_args(ty: &Type) -> Option<(&Type, &Type)> {
 
 /// The type arguments of `ty` when its last path segment is `name`.
 fn generic_args<'a>(ty: &'a Type, name: &str) -> Option<Vec<&'a Type>> {
-    let Type::Path(path) = ungroup(ty) else { return None };
+    let Type::Path(path) = ungroup(ty) else {
+        return None;
+    };
     let last = path.path.segments.last()?;
     if last.ident != name {
         return None;
     }
-    let syn::PathArguments::AngleBracketed(args) = &last.arguments else { return None };
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
     Some(
         args.args
             .iter()
@@ -634,22 +733,31 @@ fn generic_args<'a>(ty: &'a Type, name: &str) -> Option<Vec<&'a Type>> {
 fn events_of(ty: &Type) -> Events<'_> {
     let ty = ungroup(ty);
     if let Type::Array(array) = ty {
-        return Events { form: EventsForm::Array, event: &array.elem };
+        return Events {
+            form: EventsForm::Array,
+            event: &array.elem,
+        };
     }
     for (name, form) in [("Vec", EventsForm::Vec), ("Option", EventsForm::Option)] {
-        if let Some(args) = generic_args(ty, name) {
-            if let [event] = args.as_slice() {
-                return Events { form, event };
-            }
+        if let Some(args) = generic_args(ty, name)
+            && let [event] = args.as_slice()
+        {
+            return Events { form, event };
         }
     }
-    Events { form: EventsForm::One, event: ty }
+    Events {
+        form: EventsForm::One,
+        event: ty,
+    }
 }
 
 fn apply<'a>(cx: &Ctxt, f: &'a ImplItemFn) -> Option<Apply<'a>> {
     const SIGNATURE: &str = "fn apply(&mut self, event: &Event)";
     if let Some(asyncness) = &f.sig.asyncness {
-        cx.error_spanned_by(asyncness, format_args!("`apply` cannot be `async`; write `{SIGNATURE}`"));
+        cx.error_spanned_by(
+            asyncness,
+            format_args!("`apply` cannot be `async`; write `{SIGNATURE}`"),
+        );
     } else if !is_ref_self(f, true) {
         cx.error_spanned_by(
             receiver_tokens(f),
@@ -661,24 +769,40 @@ fn apply<'a>(cx: &Ctxt, f: &'a ImplItemFn) -> Option<Apply<'a>> {
     let [Type::Reference(reference)] = params.as_slice() else {
         cx.error_spanned_by(
             &f.sig.inputs,
-            format_args!("`apply` takes `&mut self` and one event by reference; write `{SIGNATURE}`"),
+            format_args!(
+                "`apply` takes `&mut self` and one event by reference; write `{SIGNATURE}`"
+            ),
         );
         // For the fallback: the event type as written, if there is one.
         return match params.as_slice() {
-            [Type::Reference(reference), ..] => Some(Apply { event: &reference.elem }),
+            [Type::Reference(reference), ..] => Some(Apply {
+                event: &reference.elem,
+            }),
             [event, ..] => Some(Apply { event }),
             [] => None,
         };
     };
     if reference.mutability.is_some() {
-        cx.error_spanned_by(reference, format_args!("`apply` takes the event by shared reference (`&Event`); write `{SIGNATURE}`"));
+        cx.error_spanned_by(
+            reference,
+            format_args!(
+                "`apply` takes the event by shared reference (`&Event`); write `{SIGNATURE}`"
+            ),
+        );
     }
-    if let syn::ReturnType::Type(_, ty) = &f.sig.output {
-        if !matches!(&**ty, Type::Tuple(t) if t.elems.is_empty()) {
-            cx.error_spanned_by(ty, format_args!("`apply` returns nothing: events are facts and cannot fail; write `{SIGNATURE}`"));
-        }
+    if let syn::ReturnType::Type(_, ty) = &f.sig.output
+        && !matches!(&**ty, Type::Tuple(t) if t.elems.is_empty())
+    {
+        cx.error_spanned_by(
+            ty,
+            format_args!(
+                "`apply` returns nothing: events are facts and cannot fail; write `{SIGNATURE}`"
+            ),
+        );
     }
-    Some(Apply { event: &reference.elem })
+    Some(Apply {
+        event: &reference.elem,
+    })
 }
 
 fn invariants_signature(cx: &Ctxt, f: &ImplItemFn) {
@@ -700,7 +824,17 @@ pub fn ungroup(ty: &Type) -> &Type {
 /// A type as written, for messages: `Vec<Event>`, not `Vec < Event >`.
 pub fn type_string(ty: &Type) -> String {
     let mut s = ty.to_token_stream().to_string();
-    for (from, to) in [(" < ", "<"), (" <", "<"), ("< ", "<"), (" >", ">"), (" :: ", "::"), (":: ", "::"), (" ,", ","), ("& ", "&"), (" ;", ";")] {
+    for (from, to) in [
+        (" < ", "<"),
+        (" <", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" :: ", "::"),
+        (":: ", "::"),
+        (" ,", ","),
+        ("& ", "&"),
+        (" ;", ";"),
+    ] {
         s = s.replace(from, to);
     }
     s
@@ -709,7 +843,11 @@ pub fn type_string(ty: &Type) -> String {
 /// The last identifier of a type path: `Account` for `crate::Account<T>`.
 pub fn type_name(ty: &Type) -> String {
     match ty {
-        Type::Path(path) => path.path.segments.last().map_or_else(String::new, |s| s.ident.to_string()),
+        Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .map_or_else(String::new, |s| s.ident.to_string()),
         other => other.span().source_text().unwrap_or_default(),
     }
 }

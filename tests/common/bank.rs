@@ -19,11 +19,18 @@ impl fmt::Display for AccountId {
 #[event(tags = ["account"])]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AccountEvent {
-    Opened { owner: String },
+    Opened {
+        owner: String,
+    },
     #[event(tags = ["large"], version = 2, upcast(from = 1, with = deposited_v1_to_v2))]
-    Deposited { amount: u64, currency: String },
+    Deposited {
+        amount: u64,
+        currency: String,
+    },
     #[event(rename = "money-withdrawn")]
-    Withdrawn { amount: u64 },
+    Withdrawn {
+        amount: u64,
+    },
 }
 
 /// Version 1 of `Deposited` had no currency: everything was in euros.
@@ -96,12 +103,17 @@ impl Account {
             }
             AccountCommand::Deposit { amount, .. } => {
                 self.check(amount)?;
-                Ok(vec![AccountEvent::Deposited { amount, currency: "EUR".into() }])
+                Ok(vec![AccountEvent::Deposited {
+                    amount,
+                    currency: "EUR".into(),
+                }])
             }
             AccountCommand::Transfer { amount, .. } => {
                 self.check(amount)?;
                 if self.balance < amount {
-                    return Err(AccountError::Insufficient { balance: self.balance });
+                    return Err(AccountError::Insufficient {
+                        balance: self.balance,
+                    });
                 }
                 Ok(vec![AccountEvent::Withdrawn { amount }])
             }

@@ -91,7 +91,6 @@ impl Event for HandEvent {
                 let Opened { owner } = serde_json::from_slice(payload)?;
                 Ok(HandEvent::Opened { owner })
             }
-            ("Opened", _) => Err(unknown_version(1)),
             ("Deposited", 1 | 2) => {
                 let Deposited { amount, currency } = if version == 2 {
                     serde_json::from_slice(payload)?
@@ -106,7 +105,7 @@ impl Event for HandEvent {
                 let Withdrawn { amount } = serde_json::from_slice(payload)?;
                 Ok(HandEvent::Withdrawn { amount })
             }
-            ("money-withdrawn", _) => Err(unknown_version(1)),
+            ("Opened" | "money-withdrawn", _) => Err(unknown_version(1)),
             _ => Err(CodecError::UnknownManifest(manifest.to_owned())),
         }
     }
@@ -115,9 +114,21 @@ impl Event for HandEvent {
 /// `bank::AccountCommand`, with a hand-written `Command` impl.
 #[derive(Debug, Clone)]
 pub enum HandCommand {
-    Open { account_id: AccountId, owner: String },
-    Deposit { account_id: AccountId, amount: u64, version: Option<u64>, request_id: String },
-    Transfer { from: AccountId, to: AccountId, amount: u64 },
+    Open {
+        account_id: AccountId,
+        owner: String,
+    },
+    Deposit {
+        account_id: AccountId,
+        amount: u64,
+        version: Option<u64>,
+        request_id: String,
+    },
+    Transfer {
+        from: AccountId,
+        to: AccountId,
+        amount: u64,
+    },
 }
 
 impl Command for HandCommand {
@@ -181,12 +192,17 @@ impl Aggregate for HandAccount {
             }
             HandCommand::Deposit { amount, .. } => {
                 self.check(amount)?;
-                Ok(vec![HandEvent::Deposited { amount, currency: "EUR".into() }])
+                Ok(vec![HandEvent::Deposited {
+                    amount,
+                    currency: "EUR".into(),
+                }])
             }
             HandCommand::Transfer { amount, .. } => {
                 self.check(amount)?;
                 if self.balance < amount {
-                    return Err(AccountError::Insufficient { balance: self.balance });
+                    return Err(AccountError::Insufficient {
+                        balance: self.balance,
+                    });
                 }
                 Ok(vec![HandEvent::Withdrawn { amount }])
             }
@@ -221,9 +237,17 @@ impl Aggregate for HandAccount {
 pub fn to_hand(command: &AccountCommand) -> HandCommand {
     match command.clone() {
         AccountCommand::Open { account_id, owner } => HandCommand::Open { account_id, owner },
-        AccountCommand::Deposit { account_id, amount, version, request_id } => {
-            HandCommand::Deposit { account_id, amount, version, request_id }
-        }
+        AccountCommand::Deposit {
+            account_id,
+            amount,
+            version,
+            request_id,
+        } => HandCommand::Deposit {
+            account_id,
+            amount,
+            version,
+            request_id,
+        },
         AccountCommand::Transfer { from, to, amount } => HandCommand::Transfer { from, to, amount },
     }
 }

@@ -12,8 +12,14 @@ pub fn expand(aggregate: &Aggregate) -> TokenStream {
     let item = aggregate.item;
     let self_ty = &*item.self_ty;
     let (impl_generics, _, where_clause) = item.generics.split_for_impl();
-    let handle = aggregate.handle.as_ref().expect("checked: `handle` is present");
-    let apply = aggregate.apply.as_ref().expect("checked: `apply` is present");
+    let handle = aggregate
+        .handle
+        .as_ref()
+        .expect("checked: `handle` is present");
+    let apply = aggregate
+        .apply
+        .as_ref()
+        .expect("checked: `apply` is present");
     let (command, event, error) = (handle.command, apply.event, handle.error);
     let name = &aggregate.name;
     let inherent = inherent_path(self_ty);
@@ -85,8 +91,7 @@ pub fn expand(aggregate: &Aggregate) -> TokenStream {
 fn inherent_path(self_ty: &Type) -> TokenStream {
     match self_ty {
         Type::Path(path)
-            if path.qself.is_none()
-                && path.path.segments.iter().all(|s| s.arguments.is_none()) =>
+            if path.qself.is_none() && path.path.segments.iter().all(|s| s.arguments.is_none()) =>
         {
             quote!(#self_ty)
         }

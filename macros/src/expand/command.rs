@@ -2,8 +2,8 @@
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
-use syn::spanned::Spanned;
 use syn::Type;
+use syn::spanned::Spanned;
 
 use crate::model::{Command, CommandData, Field, Target, type_string, ungroup};
 
@@ -20,7 +20,12 @@ pub fn expand(command: &Command) -> TokenStream {
         CommandData::Enum(variants) => {
             let targets: Vec<_> = variants
                 .iter()
-                .map(|(variant, _, target)| (*variant, target.as_ref().expect("checked: every id is resolved")))
+                .map(|(variant, _, target)| {
+                    (
+                        *variant,
+                        target.as_ref().expect("checked: every id is resolved"),
+                    )
+                })
                 .collect();
             enum_methods(&targets, id_type, &private)
         }
@@ -73,16 +78,22 @@ fn expected_version(field: &Field, value: TokenStream, private: &TokenStream) ->
 fn command_id(field: &Field, value: TokenStream, private: &TokenStream) -> TokenStream {
     let ty = field.ty;
     match option_inner(ty) {
-        Some(inner) => quote_spanned!(inner.span()=> <#inner as #private::CommandIdField>::optional_command_id(#value)),
+        Some(inner) => {
+            quote_spanned!(inner.span()=> <#inner as #private::CommandIdField>::optional_command_id(#value))
+        }
         None => quote_spanned!(ty.span()=> <#ty as #private::CommandIdField>::command_id(#value)),
     }
 }
 
 /// `T` of `Option<T>`.
 fn option_inner(ty: &Type) -> Option<&Type> {
-    let Type::Path(path) = ungroup(ty) else { return None };
+    let Type::Path(path) = ungroup(ty) else {
+        return None;
+    };
     let last = path.path.segments.last()?;
-    let syn::PathArguments::AngleBracketed(args) = &last.arguments else { return None };
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
     match (last.ident == "Option", args.args.first()) {
         (true, Some(syn::GenericArgument::Type(inner))) if args.args.len() == 1 => Some(inner),
         _ => None,
@@ -105,7 +116,11 @@ fn struct_methods(target: &Target, private: &TokenStream) -> Methods {
     (aggregate_id, expected, command)
 }
 
-fn enum_methods<'a>(variants: &[(&syn::Ident, &'a Target<'a>)], id_type: &Type, private: &TokenStream) -> Methods {
+fn enum_methods<'a>(
+    variants: &[(&syn::Ident, &'a Target<'a>)],
+    id_type: &Type,
+    private: &TokenStream,
+) -> Methods {
     let first_id = type_string(ungroup(id_type));
     let id_arms = variants.iter().map(|(variant, target)| {
         let member = &target.id.member;
@@ -124,7 +139,12 @@ fn enum_methods<'a>(variants: &[(&syn::Ident, &'a Target<'a>)], id_type: &Type, 
             #(#id_arms)*
         }
     };
-    let expected = optional_arms(variants, private, |t| t.expected_version.as_ref(), expected_version);
+    let expected = optional_arms(
+        variants,
+        private,
+        |t| t.expected_version.as_ref(),
+        expected_version,
+    );
     let command = optional_arms(variants, private, |t| t.command_id.as_ref(), command_id);
     (aggregate_id, expected, command)
 }

@@ -7,8 +7,8 @@
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
-use syn::spanned::Spanned;
 use syn::Fields;
+use syn::spanned::Spanned;
 
 use crate::model::{Event, EventData, Kind};
 
@@ -66,7 +66,9 @@ fn per_kind(event: &Event, value: impl Fn(&Kind) -> TokenStream) -> TokenStream 
     if let [(_, value, _)] = groups.as_slice() {
         return value.clone();
     }
-    let arms = groups.iter().map(|(_, value, patterns)| quote!(#(#patterns)|* => #value,));
+    let arms = groups
+        .iter()
+        .map(|(_, value, patterns)| quote!(#(#patterns)|* => #value,));
     quote! {
         match self {
             #(#arms)*
@@ -123,7 +125,10 @@ fn tags_fn(event: &Event, private: &TokenStream) -> TokenStream {
 
 /// The names of the helpers of a variant: `__OpenedRef` (encodes) and `__Opened` (decodes).
 fn helper_names(kind: &Kind) -> (syn::Ident, syn::Ident) {
-    (format_ident!("__{}Ref", kind.ident), format_ident!("__{}", kind.ident))
+    (
+        format_ident!("__{}Ref", kind.ident),
+        format_ident!("__{}", kind.ident),
+    )
 }
 
 fn helpers(event: &Event, kind: &Kind) -> TokenStream {
@@ -132,7 +137,8 @@ fn helpers(event: &Event, kind: &Kind) -> TokenStream {
     let (encoder, decoder) = helper_names(kind);
     let ident = event.ident;
     let variant = kind.ident;
-    let encode_doc = format!(" The content of `{ident}::{variant}` to encode: its fields, borrowed.");
+    let encode_doc =
+        format!(" The content of `{ident}::{variant}` to encode: its fields, borrowed.");
     let decode_doc = format!(" The content of `{ident}::{variant}` as decoded.");
     // The borrowing helper needs a lifetime only when it borrows something.
     let lifetime = (!kind.fields.is_empty()).then(|| quote!(<'a>));
@@ -273,7 +279,13 @@ fn decode_fn(event: &Event, private: &TokenStream) -> TokenStream {
 }
 
 /// Decodes the current version of `kind` from `source` with `serde_json::<function>`.
-fn content(event: &Event, kind: &Kind, private: &TokenStream, function: TokenStream, source: TokenStream) -> TokenStream {
+fn content(
+    event: &Event,
+    kind: &Kind,
+    private: &TokenStream,
+    function: TokenStream,
+    source: TokenStream,
+) -> TokenStream {
     let variant = kind.ident;
     match (&event.data, kind.fields) {
         (EventData::Struct(_), _) => quote!(Ok(#private::serde_json::#function::<Self>(#source)?)),

@@ -22,7 +22,7 @@ struct Account {
     balance: u64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Deposit {
     account_id: String,
     amount: u64,
@@ -41,6 +41,9 @@ impl Command for Deposit {
     }
     fn command_id(&self) -> Option<&str> {
         self.request_id.as_deref()
+    }
+    fn retry_copy(&self) -> Option<Self> {
+        Some(self.clone())
     }
 }
 
@@ -144,14 +147,16 @@ async fn w1(window: Option<usize>) -> Figures {
     f
 }
 
-async fn w2(repo: Repository<Account>, tasks: usize) -> Figures {
-    const AGGREGATES: usize = 10_000;
-    const COMMANDS: usize = 200_000;
-    let per_task = COMMANDS / tasks;
+const AGGREGATES: usize = 10_000;
+
+/// W2: `commands` deposits round-robin over 10,000 aggregates from `tasks` client tasks,
+/// spread over the given repositories (several for several nodes).
+async fn w2(repos: &[Repository<Account>], tasks: usize, commands: usize) -> Figures {
+    let per_task = (commands / tasks).max(1);
     let start = Instant::now();
     let handles: Vec<_> = (0..tasks)
         .map(|t| {
-            let repo = repo.clone();
+            let repo = repos[t % repos.len()].clone();
             tokio::spawn(async move {
                 for i in 0..per_task {
                     let account = (t + i * tasks) % AGGREGATES;
@@ -332,6 +337,148 @@ impl Journal for NullJournal {
     }
 }
 
+/// A fresh SQLite file under `target/`.
+fn bench_file() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/loadgen");
+    std::fs::create_dir_all(&dir).expect("create target/loadgen");
+    let path = dir.join("d1.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    path
+}
+
+/// D1: W2 on SQLite (synchronous = FULL); `grouped = false` commits every command alone.
+async fn d1(tasks: usize, commands: usize, grouped: bool) -> Figures {
+    let journal = factum::SqliteJournal::builder(bench_file())
+        .group_commit(grouped)
+        .open()
+        .await
+        .expect("open SQLite");
+    let repo = Repository::<Account>::builder(journal)
+        .group_commit(grouped)
+        .build();
+    w2(&[repo], tasks, commands).await
+}
+
+/// D2: W2 from two repositories (two nodes) on one Postgres database; then checks that
+/// every acknowledged command is in the journal exactly once.
+#[cfg(feature = "postgres")]
+async fn d2(tasks: usize, commands: usize) -> Figures {
+    let url = std::env::var("FACTUM_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("factum_loadgen_{}", std::process::id());
+    let journal = || async {
+        factum::PostgresJournal::builder(&url)
+            .schema(&schema)
+            .pool_size(8)
+            .connect()
+            .await
+            .expect("connect to Postgres")
+    };
+    let nodes = [
+        Repository::<Account>::new(journal().await),
+        Repository::<Account>::new(journal().await),
+    ];
+    let mut figures = w2(&nodes, tasks, commands).await;
+    // Every acknowledged deposit is there once: balances add up to the commands sent.
+    let check = journal().await;
+    let mut events = 0u64;
+    let mut after = 0;
+    loop {
+        let page = check.read_all(after, 10_000).await.expect("read_all");
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        events += page.len() as u64;
+    }
+    let sent = ((commands / tasks).max(1) * tasks) as u64;
+    assert_eq!(events, sent, "lost or doubled events");
+    figures.add("events_checked", events as f64);
+    drop_schema(&url, &schema).await;
+    figures
+}
+
+#[cfg(feature = "postgres")]
+async fn drop_schema(url: &str, schema: &str) {
+    let Ok((client, connection)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await else {
+        return;
+    };
+    tokio::spawn(connection);
+    let _ = client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .await;
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn d2(_: usize, _: usize) -> Figures {
+    eprintln!("D2 needs the `postgres` feature: --features postgres");
+    std::process::exit(2);
+}
+
+/// D1 throughput against the number of client tasks, as an SVG line chart.
+fn plot(points: &[(usize, f64)], baseline: &[(usize, f64)], path: &std::path::Path) {
+    let (w, h, left, bottom) = (640.0, 400.0, 70.0, 50.0);
+    let max = points
+        .iter()
+        .chain(baseline)
+        .map(|p| p.1)
+        .fold(1.0, f64::max)
+        * 1.1;
+    let x = |i: usize| left + (w - left - 20.0) * i as f64 / (points.len() - 1).max(1) as f64;
+    let y = |v: f64| (h - bottom) - (h - bottom - 20.0) * v / max;
+    let line = |series: &[(usize, f64)]| {
+        series
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{:.1},{:.1}", x(i), y(p.1)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{}\" y=\"16\" text-anchor=\"middle\">D1: SQLite (synchronous=FULL), W2 commands/s by client tasks</text>\n\
+         <line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n\
+         <line x1=\"{left}\" y1=\"20\" x2=\"{left}\" y2=\"{}\" stroke=\"black\"/>\n",
+        w / 2.0,
+        h - bottom,
+        w - 20.0,
+        h - bottom,
+        h - bottom
+    );
+    for (i, p) in points.iter().enumerate() {
+        svg += &format!(
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
+            x(i),
+            h - bottom + 18.0,
+            p.0
+        );
+    }
+    for k in 0..=4 {
+        let v = max * f64::from(k) / 4.0;
+        svg += &format!(
+            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{:.0}k</text>\n",
+            left - 6.0,
+            y(v) + 4.0,
+            v / 1000.0
+        );
+    }
+    svg += &format!(
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">client tasks</text>\n\
+         <polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"{}\"/>\n\
+         <polyline fill=\"none\" stroke=\"#d62728\" stroke-width=\"2\" stroke-dasharray=\"5,4\" points=\"{}\"/>\n\
+         <text x=\"{}\" y=\"40\" fill=\"#1f77b4\">group commit</text>\n\
+         <text x=\"{}\" y=\"56\" fill=\"#d62728\">one commit per command (baseline)</text>\n</svg>\n",
+        w / 2.0,
+        h - 10.0,
+        line(points),
+        line(baseline),
+        left + 10.0,
+        left + 10.0
+    );
+    std::fs::write(path, svg).expect("write the plot");
+}
+
 // ---- Driver ---------------------------------------------------------------------------
 
 struct Args {
@@ -340,6 +487,7 @@ struct Args {
     runs: usize,
     tasks: usize,
     threads: usize,
+    commands: usize,
 }
 
 fn args() -> Args {
@@ -349,6 +497,7 @@ fn args() -> Args {
         runs: 5,
         tasks: 64,
         threads: 2,
+        commands: 200_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -359,9 +508,11 @@ fn args() -> Args {
             "--runs" => args.runs = value.parse().unwrap_or(5),
             "--tasks" => args.tasks = value.parse().unwrap_or(64),
             "--threads" => args.threads = value.parse().unwrap_or(2),
+            "--commands" => args.commands = value.parse().unwrap_or(200_000),
             other => {
                 eprintln!(
-                    "unknown flag {other}; flags: --workload w1|w2|w3|w4|m1 --store memory --runs N --tasks N --threads N"
+                    "unknown flag {other}; flags: --workload w1|w2|w3|w4|m1|d1|d1-plot|d2 \
+                     --store memory|sqlite|postgres --runs N --tasks N --threads N --commands N"
                 );
                 std::process::exit(2);
             }
@@ -370,11 +521,63 @@ fn args() -> Args {
     args
 }
 
+/// D1 at 1, 4, 16, 64 and 256 client tasks, with and without group commit; writes
+/// `target/loadgen/d1.svg`.
+fn d1_plot(runtime: &tokio::runtime::Runtime, args: &Args) {
+    let mut grouped = Vec::new();
+    let mut baseline = Vec::new();
+    for tasks in [1, 4, 16, 64, 256] {
+        for (grouping, series) in [(true, &mut grouped), (false, &mut baseline)] {
+            let commands = if grouping {
+                args.commands
+            } else {
+                args.commands / 20
+            };
+            let mut rates: Vec<f64> = (0..args.runs)
+                .map(|_| {
+                    runtime
+                        .block_on(d1(tasks, commands.max(tasks), grouping))
+                        .metrics[0]
+                        .1
+                })
+                .collect();
+            rates.sort_by(f64::total_cmp);
+            let median = rates[rates.len() / 2];
+            println!(
+                "{{\"workload\":\"d1\",\"store\":\"sqlite\",\"tasks\":{tasks},\"group_commit\":{grouping},\"cmd_per_s\":{median:.1}}}"
+            );
+            series.push((tasks, median));
+        }
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/loadgen/d1.svg");
+    plot(&grouped, &baseline, &path);
+    println!("\n| tasks | group commit cmd/s | one commit per command cmd/s | ratio |");
+    println!("|---|---|---|---|");
+    for ((tasks, g), (_, b)) in grouped.iter().zip(&baseline) {
+        println!("| {tasks} | {g:.0} | {b:.0} | {:.1}x |", g / b);
+    }
+    println!("\nplot: {}", path.display());
+}
+
 async fn run_once(args: &Args, variant: &str) -> Figures {
     match (args.workload.as_str(), args.store.as_str()) {
         ("w1", _) => w1(None).await,
         ("w4", _) => w1(Some(variant.parse().unwrap_or(1024))).await,
-        ("w2", "memory") => w2(Repository::new(MemoryJournal::new()), args.tasks).await,
+        ("w2", "memory") => {
+            let repo = Repository::new(MemoryJournal::new());
+            w2(&[repo], args.tasks, args.commands).await
+        }
+        ("w2" | "d1", "sqlite") => {
+            // The baseline is slow (one fsync per command): a twentieth of the commands.
+            let grouped = variant != "no-group-commit";
+            let commands = if grouped {
+                args.commands
+            } else {
+                args.commands / 20
+            };
+            d1(args.tasks, commands, grouped).await
+        }
+        ("w2" | "d2", "postgres") => d2(args.tasks, args.commands).await,
         ("w3", _) => w3().await,
         ("m1", _) => m1(variant.parse().ok()).await,
         (w, s) => {
@@ -391,7 +594,11 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    if args.workload == "d1-plot" {
+        return d1_plot(&runtime, &args);
+    }
     let variants: Vec<String> = match args.workload.as_str() {
+        "d1" => vec!["group-commit".into(), "no-group-commit".into()],
         "w4" => vec!["128".into(), "1024".into(), "4096".into()],
         "m1" => vec!["default".into(), "10000".into()],
         _ => vec!["-".into()],

@@ -32,15 +32,16 @@ pub use store::{
     AtomicWrite, BoxFuture, EventRecord, Journal, JournalError, SnapshotRecord, SnapshotStore,
 };
 
+pub use factum_macros::{aggregate, command, event};
+
 /// Everything a domain module needs: the traits (and, with the macros, the attributes).
 pub mod prelude {
     pub use crate::{Aggregate, Command, Event};
+    pub use factum_macros::{aggregate, command, event};
 }
 
-/// Hidden re-exports for generated code. Not a public API: may change in any release.
+/// Hidden re-exports and helpers for generated code. Not a public API: may change in any
+/// release.
 #[doc(hidden)]
-pub mod __private {
-    pub use crate::{Aggregate, CodecError, Command, Event, Tags};
-    pub use serde;
-    pub use serde_json;
-}
+#[path = "private.rs"]
+pub mod __private;

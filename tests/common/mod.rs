@@ -1,6 +1,10 @@
-//! A hand-written counter aggregate and journal wrappers that inject faults, shared by the
-//! runtime's behaviour tests.
-#![allow(dead_code)]
+//! Domain types and journal wrappers shared by the integration tests: a hand-written
+//! counter, journal wrappers that inject faults, and the bank domain written with the
+//! macros (`bank`) and by hand (`hand`).
+#![allow(dead_code, missing_docs)]
+
+pub mod bank;
+pub mod hand;
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};

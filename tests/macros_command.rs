@@ -1,0 +1,158 @@
+//! `#[command]` on every accepted form, and `#[aggregate]` with every `handle` return form.
+#![allow(missing_docs)]
+
+use factum::prelude::*;
+use factum::{MemoryJournal, Repository};
+use serde::{Deserialize, Serialize};
+
+#[command(id = account, expected_version = version, command_id = request)]
+#[derive(Debug, Clone)]
+pub struct Named {
+    pub account: u32,
+    pub version: u64,
+    pub request: &'static str,
+}
+
+#[command(id = 1, command_id = 0)]
+#[derive(Debug)]
+pub struct Tuple(pub Option<String>, pub String);
+
+/// A string newtype: any `AsRef<str>` is a command id.
+#[derive(Debug, Clone)]
+pub struct RequestId(String);
+
+impl AsRef<str> for RequestId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+pub type Id = String;
+
+#[command(id = id, command_id = request)]
+#[derive(Debug, Clone)]
+pub enum Many {
+    One {
+        id: String,
+        request: RequestId,
+    },
+    #[command(id = 0, command_id = 1)]
+    Two(Id, Box<str>),
+    #[command(expected_version = version)]
+    Three {
+        id: String,
+        request: Option<RequestId>,
+        version: u64,
+    },
+}
+
+#[test]
+fn struct_commands() {
+    let named = Named {
+        account: 7,
+        version: 3,
+        request: "r",
+    };
+    assert_eq!(*named.aggregate_id(), 7);
+    assert_eq!(named.expected_version(), Some(3));
+    assert_eq!(named.command_id(), Some("r"));
+    assert!(named.retry_copy().is_some());
+
+    let tuple = Tuple(Some("c".into()), "id".into());
+    assert_eq!(tuple.aggregate_id(), "id");
+    assert_eq!(tuple.expected_version(), None);
+    assert_eq!(tuple.command_id(), Some("c"));
+    // Not `Clone`: no copy to retry with.
+    assert!(tuple.retry_copy().is_none());
+    assert_eq!(Tuple(None, "id".into()).command_id(), None);
+}
+
+#[test]
+fn enum_commands_with_defaults_and_overrides() {
+    let one = Many::One {
+        id: "1".into(),
+        request: RequestId("r1".into()),
+    };
+    assert_eq!(
+        (
+            one.aggregate_id().as_str(),
+            one.command_id(),
+            one.expected_version()
+        ),
+        ("1", Some("r1"), None)
+    );
+    let two = Many::Two("2".into(), "r2".into());
+    assert_eq!(
+        (two.aggregate_id().as_str(), two.command_id()),
+        ("2", Some("r2"))
+    );
+    // Variant options are added to the type-level ones.
+    let three = Many::Three {
+        id: "3".into(),
+        request: None,
+        version: 4,
+    };
+    assert_eq!(
+        (
+            three.aggregate_id().as_str(),
+            three.command_id(),
+            three.expected_version()
+        ),
+        ("3", None, Some(4))
+    );
+    assert!(three.retry_copy().is_some());
+}
+
+// ---------------------------------------------------------------------------------------
+// Every return form of `handle`.
+
+#[event]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bumped;
+
+#[command(id = 0)]
+#[derive(Debug, Clone)]
+pub struct Bump(pub String, pub usize);
+
+macro_rules! counter {
+    ($name:ident, $ret:ty, |$n:ident| $events:expr) => {
+        #[derive(Debug, Default, Clone)]
+        pub struct $name {
+            bumps: usize,
+        }
+
+        #[aggregate]
+        impl $name {
+            fn handle(&self, cmd: Bump) -> Result<$ret, String> {
+                let $n = cmd.1;
+                Ok($events)
+            }
+
+            fn apply(&mut self, _: &Bumped) {
+                self.bumps += 1;
+            }
+        }
+    };
+}
+
+counter!(ByVec, Vec<Bumped>, |n| vec![Bumped; n]);
+counter!(ByOption, Option<Bumped>, |n| (n > 0).then_some(Bumped));
+counter!(ByArray, [Bumped; 2], |_n| [Bumped, Bumped]);
+counter!(ByOne, Bumped, |_n| Bumped);
+
+async fn bumps<A: Aggregate<Command = Bump>>(n: usize) -> u64 {
+    let repository: Repository<A> = Repository::new(MemoryJournal::new());
+    repository.send(Bump("x".into(), n)).await.unwrap().version
+}
+
+#[tokio::test]
+async fn every_handle_return_form() {
+    assert_eq!(bumps::<ByVec>(3).await, 3);
+    assert_eq!(bumps::<ByOption>(0).await, 0);
+    assert_eq!(bumps::<ByOption>(1).await, 1);
+    assert_eq!(bumps::<ByArray>(0).await, 2);
+    assert_eq!(bumps::<ByOne>(0).await, 1);
+    // Default names: the type name in kebab-case.
+    assert_eq!((ByVec::NAME, ByOption::NAME), ("by-vec", "by-option"));
+    assert_eq!(ByOne::SNAPSHOT_VERSION, None);
+}

@@ -1,0 +1,9 @@
+use factum::prelude::*;
+
+#[aggregate]
+#[derive(Debug, Default, Clone)]
+pub struct State {
+    n: u64,
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use factum::prelude::*;
+
+#[command(id = id, command_id = request)]
+pub struct Cmd {
+    id: String,
+    request: u128,
+}
+
+fn main() {}

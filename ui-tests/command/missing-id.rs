@@ -1,0 +1,8 @@
+use factum::prelude::*;
+
+#[command]
+pub struct Cmd {
+    id: String,
+}
+
+fn main() {}

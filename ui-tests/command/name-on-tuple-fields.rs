@@ -1,0 +1,6 @@
+use factum::prelude::*;
+
+#[command(id = id)]
+pub struct Cmd(String);
+
+fn main() {}

@@ -1,0 +1,6 @@
+use factum::prelude::*;
+
+#[command(id = 2)]
+pub struct Cmd(String, u64);
+
+fn main() {}

@@ -1,0 +1,6 @@
+use factum::prelude::*;
+
+#[event]
+fn happened() {}
+
+fn main() {}

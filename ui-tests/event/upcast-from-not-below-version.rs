@@ -1,0 +1,15 @@
+use factum::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[event]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Ev {
+    #[event(version = 2, upcast(from = 2, with = lift))]
+    Happened { n: u64 },
+}
+
+fn lift(v: serde_json::Value) -> serde_json::Value {
+    v
+}
+
+fn main() {}

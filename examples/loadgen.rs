@@ -10,100 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use factum::{
-    Aggregate, AtomicWrite, CodecError, Command, Event, EventRecord, Journal, MemoryJournal,
-    MemorySnapshots, Repository, SnapshotPolicy, SnapshotRecord, SnapshotStore, Tags,
+    AtomicWrite, EventRecord, Journal, MemoryJournal, MemorySnapshots, Repository, SnapshotPolicy,
+    SnapshotRecord, SnapshotStore, Tags,
 };
-use serde::{Deserialize, Serialize};
 
-// ---- The domain: Deposit { account_id, amount } -> Deposited { amount } --------------
+#[path = "../benches/support/domain.rs"]
+mod domain;
 
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-struct Account {
-    balance: u64,
-}
-
-#[derive(Debug, Clone)]
-struct Deposit {
-    account_id: String,
-    amount: u64,
-    request_id: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Deposited {
-    amount: u64,
-}
-
-impl Command for Deposit {
-    type Id = String;
-    fn aggregate_id(&self) -> &String {
-        &self.account_id
-    }
-    fn command_id(&self) -> Option<&str> {
-        self.request_id.as_deref()
-    }
-    fn retry_copy(&self) -> Option<Self> {
-        Some(self.clone())
-    }
-}
-
-impl Event for Deposited {
-    fn manifest(&self) -> &'static str {
-        "Deposited"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn tags(&self) -> Tags {
-        Tags::fixed(&["account"])
-    }
-    fn encode(&self) -> Result<Vec<u8>, CodecError> {
-        Ok(serde_json::to_vec(self)?)
-    }
-    fn decode(manifest: &str, version: u32, payload: &[u8]) -> Result<Self, CodecError> {
-        match (manifest, version) {
-            ("Deposited", 1) => Ok(serde_json::from_slice(payload)?),
-            ("Deposited", v) => Err(CodecError::UnknownVersion {
-                manifest: manifest.into(),
-                version: v,
-                current: 1,
-            }),
-            _ => Err(CodecError::UnknownManifest(manifest.into())),
-        }
-    }
-}
-
-impl Aggregate for Account {
-    type Command = Deposit;
-    type Event = Deposited;
-    type Error = String;
-    const NAME: &'static str = "account";
-    const SNAPSHOT_VERSION: Option<u32> = Some(1);
-
-    fn handle(&self, cmd: Deposit) -> Result<Vec<Deposited>, String> {
-        if cmd.amount == 0 {
-            return Err("zero deposit".into());
-        }
-        Ok(vec![Deposited { amount: cmd.amount }])
-    }
-    fn apply(&mut self, event: &Deposited) {
-        self.balance += event.amount;
-    }
-    fn encode_snapshot(&self) -> Result<serde_json::Value, CodecError> {
-        Ok(serde_json::to_value(self)?)
-    }
-    fn decode_snapshot(value: serde_json::Value) -> Result<Self, CodecError> {
-        Ok(serde_json::from_value(value)?)
-    }
-}
-
-fn deposit(account: usize, request_id: Option<String>) -> Deposit {
-    Deposit {
-        account_id: format!("acc-{account}"),
-        amount: 1,
-        request_id,
-    }
-}
+use domain::{Bank, generated, hand};
 
 // ---- Workloads ------------------------------------------------------------------------
 
@@ -123,8 +37,8 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[index].as_secs_f64() * 1e6
 }
 
-async fn w1(window: Option<usize>) -> Figures {
-    let mut builder = Repository::<Account>::builder(MemoryJournal::new());
+async fn w1<A: Bank>(window: Option<usize>) -> Figures {
+    let mut builder = Repository::<A>::builder(MemoryJournal::new());
     if let Some(window) = window {
         builder = builder.dedupe_window(window);
     }
@@ -135,7 +49,7 @@ async fn w1(window: Option<usize>) -> Figures {
     for i in 0..N {
         let id = window.map(|_| format!("req-{i}"));
         let t = Instant::now();
-        repo.send(deposit(0, id)).await.expect("deposit");
+        repo.send(A::deposit(0, id)).await.expect("deposit");
         latencies.push(t.elapsed());
     }
     let elapsed = start.elapsed();
@@ -151,7 +65,7 @@ const AGGREGATES: usize = 10_000;
 
 /// W2: `commands` deposits round-robin over 10,000 aggregates from `tasks` client tasks,
 /// spread over the given repositories (several for several nodes).
-async fn w2(repos: &[Repository<Account>], tasks: usize, commands: usize) -> Figures {
+async fn w2<A: Bank>(repos: &[Repository<A>], tasks: usize, commands: usize) -> Figures {
     let per_task = (commands / tasks).max(1);
     let start = Instant::now();
     let handles: Vec<_> = (0..tasks)
@@ -160,7 +74,7 @@ async fn w2(repos: &[Repository<Account>], tasks: usize, commands: usize) -> Fig
             tokio::spawn(async move {
                 for i in 0..per_task {
                     let account = (t + i * tasks) % AGGREGATES;
-                    repo.send(deposit(account, None)).await.expect("deposit");
+                    repo.send(A::deposit(account, None)).await.expect("deposit");
                 }
             })
         })
@@ -181,7 +95,7 @@ async fn w2(repos: &[Repository<Account>], tasks: usize, commands: usize) -> Fig
 async fn fill(journal: &MemoryJournal, pid: &str, n: u64) {
     let pid: Arc<str> = Arc::from(pid);
     let writer: Arc<str> = Arc::from("loadgen");
-    let payload = serde_json::to_vec(&Deposited { amount: 1 }).expect("encode");
+    let payload = br#"{"amount":1}"#.to_vec();
     let mut next = 1;
     while next <= n {
         let events = (next..=n.min(next + 9_999))
@@ -209,15 +123,15 @@ async fn fill(journal: &MemoryJournal, pid: &str, n: u64) {
     }
 }
 
-async fn w3() -> Figures {
+async fn w3<A: Bank>() -> Figures {
     const EVENTS: u64 = 100_000;
     let mut f = Figures::default();
 
     let journal = MemoryJournal::new();
     fill(&journal, "account-acc-0", EVENTS).await;
-    let repo = Repository::<Account>::new(journal.clone());
+    let repo = Repository::<A>::new(journal.clone());
     let start = Instant::now();
-    repo.send(deposit(0, None)).await.expect("deposit");
+    repo.send(A::deposit(0, None)).await.expect("deposit");
     f.add("full_replay_ms", start.elapsed().as_secs_f64() * 1e3);
 
     // A snapshot every 1,000 events, the last at 100,000, then a 500-event tail.
@@ -237,11 +151,11 @@ async fn w3() -> Figures {
             .await
             .expect("save");
     }
-    let repo = Repository::<Account>::builder(journal)
+    let repo = Repository::<A>::builder(journal)
         .snapshots(snapshots, SnapshotPolicy::Every(1_000))
         .build();
     let start = Instant::now();
-    let receipt = repo.send(deposit(0, None)).await.expect("deposit");
+    let receipt = repo.send(A::deposit(0, None)).await.expect("deposit");
     f.add("snapshot_tail_ms", start.elapsed().as_secs_f64() * 1e3);
     assert_eq!(receipt.version, EVENTS + 501);
     f
@@ -265,17 +179,17 @@ fn rss_kib() -> f64 {
         .unwrap_or(0.0)
 }
 
-async fn m1(max_in_memory: Option<usize>) -> Figures {
+async fn m1<A: Bank>(max_in_memory: Option<usize>) -> Figures {
     const AGGREGATES: usize = 100_000;
     // The journal's own memory is not the gateway's: measure it apart by a null journal.
-    let mut builder = Repository::<Account>::builder(NullJournal);
+    let mut builder = Repository::<A>::builder(NullJournal);
     if let Some(max) = max_in_memory {
         builder = builder.max_in_memory(max);
     }
     let repo = builder.build();
     let before = rss_kib();
     for i in 0..AGGREGATES {
-        repo.send(deposit(i, None)).await.expect("deposit");
+        repo.send(A::deposit(i, None)).await.expect("deposit");
     }
     let peak = peak_rss_kib();
     let mut f = Figures::default();
@@ -349,13 +263,13 @@ fn bench_file() -> std::path::PathBuf {
 }
 
 /// D1: W2 on SQLite (synchronous = FULL); `grouped = false` commits every command alone.
-async fn d1(tasks: usize, commands: usize, grouped: bool) -> Figures {
+async fn d1<A: Bank>(tasks: usize, commands: usize, grouped: bool) -> Figures {
     let journal = factum::SqliteJournal::builder(bench_file())
         .group_commit(grouped)
         .open()
         .await
         .expect("open SQLite");
-    let repo = Repository::<Account>::builder(journal)
+    let repo = Repository::<A>::builder(journal)
         .group_commit(grouped)
         .build();
     w2(&[repo], tasks, commands).await
@@ -364,7 +278,7 @@ async fn d1(tasks: usize, commands: usize, grouped: bool) -> Figures {
 /// D2: W2 from two repositories (two nodes) on one Postgres database; then checks that
 /// every acknowledged command is in the journal exactly once.
 #[cfg(feature = "postgres")]
-async fn d2(tasks: usize, commands: usize) -> Figures {
+async fn d2<A: Bank>(tasks: usize, commands: usize) -> Figures {
     let url = std::env::var("FACTUM_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let schema = format!("factum_loadgen_{}", std::process::id());
@@ -377,8 +291,8 @@ async fn d2(tasks: usize, commands: usize) -> Figures {
             .expect("connect to Postgres")
     };
     let nodes = [
-        Repository::<Account>::new(journal().await),
-        Repository::<Account>::new(journal().await),
+        Repository::<A>::new(journal().await),
+        Repository::<A>::new(journal().await),
     ];
     let mut figures = w2(&nodes, tasks, commands).await;
     // Every acknowledged deposit is there once: balances add up to the commands sent.
@@ -410,7 +324,7 @@ async fn drop_schema(url: &str, schema: &str) {
 }
 
 #[cfg(not(feature = "postgres"))]
-async fn d2(_: usize, _: usize) -> Figures {
+async fn d2<A: Bank>(_: usize, _: usize) -> Figures {
     eprintln!("D2 needs the `postgres` feature: --features postgres");
     std::process::exit(2);
 }
@@ -488,6 +402,8 @@ struct Args {
     tasks: usize,
     threads: usize,
     commands: usize,
+    domain: String,
+    variant: Option<String>,
 }
 
 fn args() -> Args {
@@ -498,6 +414,8 @@ fn args() -> Args {
         tasks: 64,
         threads: 2,
         commands: 200_000,
+        domain: "macro".into(),
+        variant: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -509,10 +427,12 @@ fn args() -> Args {
             "--tasks" => args.tasks = value.parse().unwrap_or(64),
             "--threads" => args.threads = value.parse().unwrap_or(2),
             "--commands" => args.commands = value.parse().unwrap_or(200_000),
+            "--domain" => args.domain = value,
+            "--variant" => args.variant = Some(value),
             other => {
                 eprintln!(
                     "unknown flag {other}; flags: --workload w1|w2|w3|w4|m1|d1|d1-plot|d2 \
-                     --store memory|sqlite|postgres --runs N --tasks N --threads N --commands N"
+                     --store memory|null|sqlite|postgres --runs N --tasks N --threads N --commands N --domain macro|hand|both --variant V"
                 );
                 std::process::exit(2);
             }
@@ -536,7 +456,11 @@ fn d1_plot(runtime: &tokio::runtime::Runtime, args: &Args) {
             let mut rates: Vec<f64> = (0..args.runs)
                 .map(|_| {
                     runtime
-                        .block_on(d1(tasks, commands.max(tasks), grouping))
+                        .block_on(d1::<generated::Account>(
+                            tasks,
+                            commands.max(tasks),
+                            grouping,
+                        ))
                         .metrics[0]
                         .1
                 })
@@ -559,12 +483,17 @@ fn d1_plot(runtime: &tokio::runtime::Runtime, args: &Args) {
     println!("\nplot: {}", path.display());
 }
 
-async fn run_once(args: &Args, variant: &str) -> Figures {
+async fn run_once<A: Bank>(args: &Args, variant: &str) -> Figures {
     match (args.workload.as_str(), args.store.as_str()) {
-        ("w1", _) => w1(None).await,
-        ("w4", _) => w1(Some(variant.parse().unwrap_or(1024))).await,
+        ("w1", _) => w1::<A>(None).await,
+        ("w4", _) => w1::<A>(Some(variant.parse().unwrap_or(1024))).await,
         ("w2", "memory") => {
-            let repo = Repository::new(MemoryJournal::new());
+            let repo = Repository::<A>::new(MemoryJournal::new());
+            w2(&[repo], args.tasks, args.commands).await
+        }
+        ("w2", "null") => {
+            // The gateway alone: a journal that stores nothing.
+            let repo = Repository::<A>::new(NullJournal);
             w2(&[repo], args.tasks, args.commands).await
         }
         ("w2" | "d1", "sqlite") => {
@@ -575,15 +504,33 @@ async fn run_once(args: &Args, variant: &str) -> Figures {
             } else {
                 args.commands / 20
             };
-            d1(args.tasks, commands, grouped).await
+            d1::<A>(args.tasks, commands, grouped).await
         }
-        ("w2" | "d2", "postgres") => d2(args.tasks, args.commands).await,
-        ("w3", _) => w3().await,
-        ("m1", _) => m1(variant.parse().ok()).await,
+        ("w2" | "d2", "postgres") => d2::<A>(args.tasks, args.commands).await,
+        ("w3", _) => w3::<A>().await,
+        ("m1", _) => m1::<A>(variant.parse().ok()).await,
         (w, s) => {
             eprintln!("no workload {w} on store {s}");
             std::process::exit(2);
         }
+    }
+}
+
+/// M1 measures a process's peak memory: each variant runs in a process of its own.
+fn m1_in_children(args: &Args) {
+    for variant in ["default", "10000"] {
+        let status = std::process::Command::new(std::env::current_exe().expect("current exe"))
+            .args([
+                "--workload",
+                "m1",
+                "--variant",
+                variant,
+                "--domain",
+                &args.domain,
+            ])
+            .status()
+            .expect("run the M1 child");
+        assert!(status.success(), "M1 child failed");
     }
 }
 
@@ -597,26 +544,39 @@ fn main() {
     if args.workload == "d1-plot" {
         return d1_plot(&runtime, &args);
     }
-    let variants: Vec<String> = match args.workload.as_str() {
-        "d1" => vec!["group-commit".into(), "no-group-commit".into()],
-        "w4" => vec!["128".into(), "1024".into(), "4096".into()],
-        "m1" => vec!["default".into(), "10000".into()],
+    if args.workload == "m1" && args.variant.is_none() {
+        return m1_in_children(&args);
+    }
+    let variants: Vec<String> = match (args.workload.as_str(), &args.variant) {
+        (_, Some(variant)) => vec![variant.clone()],
+        ("d1", None) => vec!["group-commit".into(), "no-group-commit".into()],
+        ("w4", None) => vec!["128".into(), "1024".into(), "4096".into()],
         _ => vec!["-".into()],
     };
+    let domains: Vec<&str> = match args.domain.as_str() {
+        "both" => vec!["macro", "hand"],
+        one => vec![one],
+    };
     let mut table = Vec::new();
-    for variant in &variants {
+    for (variant, domain) in variants
+        .iter()
+        .flat_map(|v| domains.iter().map(move |d| (v, *d)))
+    {
         let mut runs: Vec<Figures> = Vec::new();
         // Memory figures are per process: one run only.
         let n = if args.workload == "m1" { 1 } else { args.runs };
         for run in 0..n {
-            let figures = runtime.block_on(run_once(&args, variant));
+            let figures = match domain {
+                "hand" => runtime.block_on(run_once::<hand::Account>(&args, variant)),
+                _ => runtime.block_on(run_once::<generated::Account>(&args, variant)),
+            };
             let fields: Vec<String> = figures
                 .metrics
                 .iter()
                 .map(|(k, v)| format!("\"{k}\":{v:.3}"))
                 .collect();
             println!(
-                "{{\"workload\":\"{}\",\"store\":\"{}\",\"variant\":\"{}\",\"run\":{},{}}}",
+                "{{\"workload\":\"{}\",\"store\":\"{}\",\"domain\":\"{domain}\",\"variant\":\"{}\",\"run\":{},{}}}",
                 args.workload,
                 args.store,
                 variant,
@@ -629,7 +589,11 @@ fn main() {
         for (i, name) in names.iter().enumerate() {
             let mut values: Vec<f64> = runs.iter().map(|f| f.metrics[i].1).collect();
             values.sort_by(f64::total_cmp);
-            table.push((variant.clone(), name.to_string(), values[values.len() / 2]));
+            table.push((
+                format!("{domain} {variant}"),
+                name.to_string(),
+                values[values.len() / 2],
+            ));
         }
     }
     println!(

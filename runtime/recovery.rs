@@ -2,6 +2,7 @@
 //! page by page so that no stream is ever held in memory whole.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use serde::{Deserialize, Serialize};
 
@@ -10,7 +11,7 @@ use crate::codec::{CodecError, DecodeError};
 use crate::dedupe::{Entry, Window};
 use crate::error::Error;
 use crate::gateway::Inner;
-use crate::gateway::slots::Live;
+use crate::gateway::slots::{Live, Slot};
 use crate::store::{EventRecord, JournalError};
 
 /// How many events one journal read returns at most during recovery.
@@ -26,8 +27,9 @@ pub(crate) struct SnapshotPayload {
 
 pub(crate) async fn recover<A: Aggregate>(
     inner: &Inner<A>,
-    persistence_id: &Arc<str>,
+    slot: &Slot<A>,
 ) -> Result<Live<A>, Error<A::Error>> {
+    let persistence_id = &slot.persistence_id;
     let _permit = inner
         .recovery_permits
         .acquire()
@@ -50,34 +52,48 @@ pub(crate) async fn recover<A: Aggregate>(
     };
     let from_snapshot = live.version;
 
+    let window = inner.config.dedupe_window;
+    let mut failed = None;
     loop {
-        let page = inner
-            .committer
-            .journal()
-            .read(persistence_id, live.version + 1, u64::MAX, REPLAY_PAGE)
-            .await
-            .map_err(journal_error)?;
-        let full = page.len() >= REPLAY_PAGE;
-        for record in page {
-            let event = decode::<A>(&record).map_err(Error::Decode)?;
-            live.state.apply(&event);
+        let from = live.version + 1;
+        let mut visit = |record: &EventRecord| {
+            if failed.is_some() {
+                return;
+            }
+            match decode::<A>(record) {
+                Ok(event) => live.state.apply(&event),
+                Err(error) => {
+                    failed = Some(error);
+                    return;
+                }
+            }
             live.version = record.sequence_nr;
             if let Some(command_id) = &record.command_id {
                 let entry = Entry {
                     version: record.sequence_nr,
                     count: 1,
                 };
-                live.window
-                    .record(command_id, entry, inner.config.dedupe_window);
+                live.window.record(command_id, entry, window);
             }
+        };
+        let count = inner
+            .committer
+            .journal()
+            .replay(persistence_id, from, u64::MAX, REPLAY_PAGE, &mut visit)
+            .await
+            .map_err(journal_error)?;
+        if let Some(error) = failed {
+            return Err(Error::Decode(error));
         }
-        if !full {
+        if count < REPLAY_PAGE {
             break;
         }
     }
 
-    if live.version == from_snapshot {
-        // Nothing replayed: events may have been deleted, but the version must not go back.
+    // Nothing replayed although a write found its sequence number taken: the events may
+    // have been deleted (or written by another node since), and the version must not go
+    // back. (Asked only then: a new aggregate costs one read, not two.)
+    if live.version == from_snapshot && slot.verify_highest.swap(false, Ordering::Relaxed) {
         let highest = inner
             .committer
             .journal()

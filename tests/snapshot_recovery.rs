@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use common::*;
 use factum::{
-    AtomicWrite, BoxFuture, EventRecord, Journal, JournalError, MemoryJournal, MemorySnapshots,
-    Repository, SnapshotPolicy, SnapshotRecord, SnapshotStore, Tags,
+    AtomicWrite, BoxFuture, Error, EventRecord, Journal, JournalError, MemoryJournal,
+    MemorySnapshots, Repository, SnapshotPolicy, SnapshotRecord, SnapshotStore, Tags,
 };
 
 fn id(s: &str) -> String {
@@ -171,15 +171,36 @@ async fn a_failing_snapshot_store_never_fails_a_command() {
     assert_eq!((state.value, version, state.applied), (50, 25, 25));
 }
 
-/// Version must not go back when every event was deleted after a snapshot.
+/// Every event deleted and no snapshot: the first write finds its sequence number taken,
+/// the aggregate is reloaded with the journal's highest sequence number, and the sequence
+/// goes on from there (never back).
 #[tokio::test]
-async fn recovery_keeps_the_version_when_events_were_deleted() {
+async fn the_sequence_goes_on_when_every_event_was_deleted() {
     let journal = MemoryJournal::new();
     twenty_five(&Repository::new(journal.clone())).await;
     journal.delete_to("counter-a", 25).await.unwrap();
     let repo = Repository::<Counter>::new(journal.clone());
-    assert_eq!(repo.state(&id("a")).await.unwrap().1, 25);
     assert_eq!(repo.send(add("a", 1)).await.unwrap().version, 26);
+    assert_eq!(repo.state(&id("a")).await.unwrap().1, 26);
+    // With an expected version there is no retry: the conflict names the real version,
+    // which the aggregate then knows.
+    let journal = MemoryJournal::new();
+    twenty_five(&Repository::new(journal.clone())).await;
+    journal.delete_to("counter-a", 25).await.unwrap();
+    let repo = Repository::<Counter>::new(journal.clone());
+    let error = repo.send(add("a", 1).expect(0)).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Conflict {
+                expected: 0,
+                actual: 25,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(repo.send(add("a", 1).expect(25)).await.unwrap().version, 26);
 }
 
 /// 200,000 events recover page by page: no read asks for, or returns, more than a page.

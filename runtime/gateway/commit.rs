@@ -16,6 +16,11 @@ use crate::store::{AtomicWrite, Journal, JournalError};
 /// At most this many aggregates' parts go into one journal call.
 const MAX_BATCH: usize = 1024;
 
+/// How many journal calls may be in flight at once. More than one lets a store that
+/// batches on its own (SQLite's writer thread) or has several connections (Postgres) take
+/// the next batch while one commits.
+const MAX_IN_FLIGHT: usize = 2;
+
 /// How many further journal calls a leader makes for others before handing on to a task.
 const LEADER_ROUNDS: usize = 4;
 
@@ -32,8 +37,9 @@ pub(crate) struct Committer {
 struct Queue {
     writes: Vec<AtomicWrite>,
     waiters: Vec<Waiter>,
-    /// A write is in flight (or a drain task is about to start): new writes queue up.
-    busy: bool,
+    /// Journal calls in flight (each with a leader that drains the queue after it). At
+    /// `MAX_IN_FLIGHT`, new writes queue up. Invariant: a non-empty queue has a drainer.
+    in_flight: usize,
 }
 
 fn abandoned() -> JournalError {
@@ -67,14 +73,14 @@ impl Committer {
         }
         let follower = {
             let mut queue = self.queue();
-            if queue.busy {
+            if queue.in_flight < MAX_IN_FLIGHT && queue.writes.is_empty() {
+                queue.in_flight += 1;
+                Ok(write)
+            } else {
                 let (tx, rx) = oneshot::channel();
                 queue.writes.push(write);
                 queue.waiters.push(tx);
                 Err(rx)
-            } else {
-                queue.busy = true;
-                Ok(write)
             }
         };
         match follower {
@@ -102,7 +108,7 @@ impl Committer {
             let (writes, waiters) = {
                 let mut queue = self.queue();
                 if queue.writes.is_empty() {
-                    queue.busy = false;
+                    queue.in_flight -= 1;
                     return;
                 }
                 let n = queue.writes.len().min(MAX_BATCH);
@@ -122,7 +128,7 @@ impl Committer {
     fn hand_on(self: &Arc<Self>) {
         let mut queue = self.queue();
         if queue.writes.is_empty() {
-            queue.busy = false;
+            queue.in_flight -= 1;
             return;
         }
         match tokio::runtime::Handle::try_current() {
@@ -135,7 +141,7 @@ impl Committer {
                 // No runtime left to write with: fail the queued writes (nothing was written).
                 queue.writes.clear();
                 queue.waiters.clear();
-                queue.busy = false;
+                queue.in_flight -= 1;
             }
         }
     }

@@ -322,7 +322,7 @@ impl<A: Aggregate> Repository<A> {
         let mut cell = slot.cell.lock().await;
         let live = match cell.take() {
             Some(live) => live,
-            None => recovery::recover(&self.inner, &slot.persistence_id).await?,
+            None => recovery::recover(&self.inner, &slot).await?,
         };
         let result = (live.state.clone(), live.version);
         *cell = Some(live);
@@ -410,7 +410,7 @@ impl<A: Aggregate> Inner<A> {
         let mut cell = slot.cell.lock().await;
         let mut live = match cell.take() {
             Some(live) => live,
-            None => match recovery::recover(self, pid).await {
+            None => match recovery::recover(self, slot).await {
                 Ok(live) => live,
                 Err(error) => return Outcome::Done(Err(error)),
             },
@@ -498,6 +498,7 @@ impl<A: Aggregate> Inner<A> {
         match self.committer.commit(write).await {
             Ok(()) => {}
             Err(JournalError::Conflict { .. }) => {
+                slot.verify_highest.store(true, Ordering::Relaxed);
                 if let Some(again) = retry {
                     tracing::debug!(
                         persistence_id = &**pid,

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -32,6 +32,9 @@ pub(crate) struct Slot<A> {
     last_used: AtomicU64,
     /// `None` until recovered, and again whenever memory may disagree with the journal.
     pub cell: tokio::sync::Mutex<Option<Live<A>>>,
+    /// A write of this aggregate hit a taken sequence number: the next recovery asks the
+    /// journal for the highest sequence number even when no events are left to replay.
+    pub verify_highest: AtomicBool,
 }
 
 pub(crate) struct Slots<A: Aggregate> {
@@ -82,6 +85,7 @@ impl<A: Aggregate> Slots<A> {
             persistence_id: Arc::from(A::persistence_id(id)),
             last_used: AtomicU64::new(now),
             cell: tokio::sync::Mutex::new(None),
+            verify_highest: AtomicBool::new(false),
         });
         shard.insert(id.clone(), Arc::clone(&slot));
         drop(shard);

@@ -19,24 +19,17 @@ pub struct MemoryJournal {
 #[derive(Default)]
 struct JournalState {
     streams: HashMap<Arc<str>, Stream>,
-    /// Global order: `log[position - 1]` is `(stream, sequence_nr)`.
-    log: Vec<(Arc<str>, u64)>,
+    /// Every event in global order: `log[position - 1]`; `None` once deleted.
+    log: Vec<Option<EventRecord>>,
 }
 
 #[derive(Default)]
 struct Stream {
-    /// Events with `sequence_nr > deleted_to`, in order.
-    events: Vec<EventRecord>,
+    /// Positions of the stream's events with `sequence_nr > deleted_to`, in order:
+    /// `positions[i]` holds sequence number `deleted_to + 1 + i` (streams have no gaps).
+    positions: Vec<u64>,
     highest: u64,
     deleted_to: u64,
-}
-
-impl Stream {
-    fn get(&self, sequence_nr: u64) -> Option<&EventRecord> {
-        let first = self.events.first()?.sequence_nr;
-        let index = usize::try_from(sequence_nr.checked_sub(first)?).ok()?;
-        self.events.get(index)
-    }
 }
 
 impl MemoryJournal {
@@ -66,30 +59,55 @@ impl std::fmt::Debug for MemoryJournal {
 
 impl JournalState {
     fn write_part(&mut self, part: AtomicWrite) -> Result<(), JournalError> {
-        let stream = self.streams.entry(part.persistence_id.clone()).or_default();
+        let stream = self.streams.entry(part.persistence_id).or_default();
         for (expected, event) in (stream.highest + 1..).zip(&part.events) {
             if event.sequence_nr != expected {
                 return Err(JournalError::Conflict {
-                    persistence_id: part.persistence_id.to_string(),
+                    persistence_id: event.persistence_id.to_string(),
                     sequence_nr: event.sequence_nr.min(expected),
                 });
             }
         }
         for mut event in part.events {
-            self.log
-                .push((part.persistence_id.clone(), event.sequence_nr));
-            event.position = self.log.len() as u64;
+            let position = self.log.len() as u64 + 1;
+            event.position = position;
             stream.highest = event.sequence_nr;
-            stream.events.push(event);
+            stream.positions.push(position);
+            self.log.push(Some(event));
         }
         Ok(())
     }
 
-    fn by_position(&self, position: u64) -> Option<&EventRecord> {
-        let (stream, sequence_nr) = self
-            .log
-            .get(usize::try_from(position).ok()?.checked_sub(1)?)?;
-        self.streams.get(stream)?.get(*sequence_nr)
+    /// A stream's events with `from <= sequence_nr <= to`, at most `max`.
+    fn range<'s>(
+        &'s self,
+        persistence_id: &str,
+        from: u64,
+        to: u64,
+        max: usize,
+    ) -> impl Iterator<Item = &'s EventRecord> + 's {
+        let (positions, skip, take): (&[u64], usize, usize) = match self.streams.get(persistence_id)
+        {
+            Some(stream) if from <= to => {
+                let first = stream.deleted_to + 1;
+                let skip = usize::try_from(from.saturating_sub(first)).unwrap_or(usize::MAX);
+                let count = to.saturating_sub(from.max(first)).saturating_add(1);
+                let take = usize::try_from(count).unwrap_or(usize::MAX).min(max);
+                (&stream.positions, skip, take)
+            }
+            _ => (&[], 0, 0),
+        };
+        positions
+            .iter()
+            .skip(skip)
+            .take(take)
+            .filter_map(|&p| self.at(p))
+    }
+
+    fn at(&self, position: u64) -> Option<&EventRecord> {
+        self.log
+            .get(usize::try_from(position).ok()?.checked_sub(1)?)?
+            .as_ref()
     }
 
     fn scan(
@@ -99,8 +117,10 @@ impl JournalState {
         keep: impl Fn(&EventRecord) -> bool,
     ) -> Vec<EventRecord> {
         let start = usize::try_from(after).unwrap_or(usize::MAX);
-        (start..self.log.len())
-            .filter_map(|i| self.by_position(i as u64 + 1))
+        self.log
+            .iter()
+            .skip(start)
+            .flatten()
             .filter(|e| keep(e))
             .take(max)
             .cloned()
@@ -126,22 +146,29 @@ impl Journal for MemoryJournal {
         max: usize,
     ) -> BoxFuture<'a, Result<Vec<EventRecord>, JournalError>> {
         let state = self.state();
-        let events = match state.streams.get(persistence_id) {
-            Some(stream) if from <= to => {
-                let first = stream.events.first().map_or(u64::MAX, |e| e.sequence_nr);
-                let skip = usize::try_from(from.saturating_sub(first)).unwrap_or(usize::MAX);
-                stream
-                    .events
-                    .iter()
-                    .skip(skip)
-                    .take_while(|e| e.sequence_nr <= to)
-                    .take(max)
-                    .cloned()
-                    .collect()
-            }
-            _ => Vec::new(),
-        };
+        let events = state
+            .range(persistence_id, from, to, max)
+            .cloned()
+            .collect();
         Box::pin(ready(Ok(events)))
+    }
+
+    fn replay<'a>(
+        &'a self,
+        persistence_id: &'a str,
+        from: u64,
+        to: u64,
+        max: usize,
+        visit: &'a mut (dyn FnMut(&EventRecord) + Send),
+    ) -> BoxFuture<'a, Result<usize, JournalError>> {
+        // Lends the stored records: no copies.
+        let state = self.state();
+        let mut count = 0;
+        for record in state.range(persistence_id, from, to, max) {
+            visit(record);
+            count += 1;
+        }
+        Box::pin(ready(Ok(count)))
     }
 
     fn highest_sequence_nr<'a>(
@@ -161,10 +188,20 @@ impl Journal for MemoryJournal {
         persistence_id: &'a str,
         to: u64,
     ) -> BoxFuture<'a, Result<(), JournalError>> {
-        if let Some(stream) = self.state().streams.get_mut(persistence_id) {
+        let mut state = self.state();
+        let JournalState { streams, log } = &mut *state;
+        if let Some(stream) = streams.get_mut(persistence_id) {
             let to = to.min(stream.highest);
             if to > stream.deleted_to {
-                stream.events.retain(|e| e.sequence_nr > to);
+                let count = usize::try_from(to - stream.deleted_to).unwrap_or(usize::MAX);
+                for position in stream.positions.drain(..count.min(stream.positions.len())) {
+                    if let Some(slot) = usize::try_from(position - 1)
+                        .ok()
+                        .and_then(|i| log.get_mut(i))
+                    {
+                        *slot = None;
+                    }
+                }
                 stream.deleted_to = to;
             }
         }

@@ -121,6 +121,25 @@ pub trait Journal: Send + Sync + 'static {
         max: usize,
     ) -> BoxFuture<'a, Result<Vec<EventRecord>, JournalError>>;
 
+    /// Calls `visit` with the events [`read`](Journal::read) would return, in order, and
+    /// returns how many there were. Recovery replays through this; the default reads a
+    /// page and visits it. A store that can lend its records without copying them (as the
+    /// in-memory one) overrides it.
+    fn replay<'a>(
+        &'a self,
+        persistence_id: &'a str,
+        from: u64,
+        to: u64,
+        max: usize,
+        visit: &'a mut (dyn FnMut(&EventRecord) + Send),
+    ) -> BoxFuture<'a, Result<usize, JournalError>> {
+        Box::pin(async move {
+            let page = self.read(persistence_id, from, to, max).await?;
+            page.iter().for_each(&mut *visit);
+            Ok(page.len())
+        })
+    }
+
     /// The highest sequence number ever written to the stream (0 if none); deleting
     /// events never lowers it.
     fn highest_sequence_nr<'a>(
@@ -183,6 +202,16 @@ impl<J: Journal + ?Sized> Journal for Arc<J> {
         max: usize,
     ) -> BoxFuture<'a, Result<Vec<EventRecord>, JournalError>> {
         (**self).read(persistence_id, from, to, max)
+    }
+    fn replay<'a>(
+        &'a self,
+        persistence_id: &'a str,
+        from: u64,
+        to: u64,
+        max: usize,
+        visit: &'a mut (dyn FnMut(&EventRecord) + Send),
+    ) -> BoxFuture<'a, Result<usize, JournalError>> {
+        (**self).replay(persistence_id, from, to, max, visit)
     }
     fn highest_sequence_nr<'a>(
         &'a self,

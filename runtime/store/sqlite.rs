@@ -55,8 +55,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// At most this many queued jobs share one transaction.
 const MAX_JOBS: usize = 1024;
 
-/// Idle read connections kept open.
-const MAX_IDLE_READERS: usize = 4;
+/// Read connections: at most this many reads run at once, each on a kept-open connection
+/// (opening one parses the schema; reusing one keeps its prepared statements).
+const MAX_READERS: usize = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS factum_events (
@@ -109,6 +110,7 @@ struct Inner {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
+    read_permits: Arc<tokio::sync::Semaphore>,
 }
 
 type Reply<T> = oneshot::Sender<T>;
@@ -193,6 +195,7 @@ impl SqliteJournal {
                 jobs: Mutex::new(Some(tx)),
                 writer: Mutex::new(Some(writer)),
                 readers: Mutex::new(Vec::new()),
+                read_permits: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
             }),
         })
     }
@@ -221,16 +224,19 @@ impl SqliteJournal {
         f: impl FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
     ) -> Result<T, JournalError> {
         let inner = Arc::clone(&self.inner);
+        let permit = Arc::clone(&inner.read_permits)
+            .acquire_owned()
+            .await
+            .map_err(JournalError::backend)?;
         tokio::task::spawn_blocking(move || {
             let conn = match lock(&inner.readers).pop() {
                 Some(conn) => conn,
                 None => open_reader(&inner.path)?,
             };
             let result = f(&conn);
-            let mut idle = lock(&inner.readers);
-            if idle.len() < MAX_IDLE_READERS {
-                idle.push(conn);
-            }
+            // At most MAX_READERS connections exist: one per permit.
+            lock(&inner.readers).push(conn);
+            drop(permit);
             result
         })
         .await
@@ -340,13 +346,27 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
         }
     };
     let mut done = Vec::with_capacity(batch.len());
+    let mut failed = None;
     for job in batch {
         done.push(match job {
             Job::Write(parts, reply) => {
-                let results = parts
-                    .iter()
-                    .map(|part| in_savepoint(&mut tx, |c| write_part(c, part)))
-                    .collect();
+                let mut results = Vec::with_capacity(parts.len());
+                for part in &parts {
+                    // A part that conflicts is refused before any of it is written, so it
+                    // needs no savepoint; any other failure midway fails the whole batch.
+                    let result = match check_part(&tx, part) {
+                        Ok(()) => insert_part(&tx, part),
+                        Err(conflict @ JournalError::Conflict { .. }) => {
+                            results.push(Err(conflict));
+                            continue;
+                        }
+                        Err(error) => Err(error),
+                    };
+                    if let Err(error) = &result {
+                        failed.get_or_insert_with(|| error.clone());
+                    }
+                    results.push(result);
+                }
                 Done::Write(results, reply)
             }
             Job::Delete(pid, to, reply) => {
@@ -360,7 +380,16 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
             }
         });
     }
-    if let Err(error) = tx.commit() {
+    if let Some(error) = failed {
+        // Nothing of this transaction is kept: every part of every job fails with the error.
+        drop(tx);
+        for item in &mut done {
+            match item {
+                Done::Write(results, _) => results.iter_mut().for_each(|r| *r = Err(error.clone())),
+                Done::One(result, _) => *result = Err(error.clone()),
+            }
+        }
+    } else if let Err(error) = tx.commit() {
         // The commit may have reached the disk or not.
         let error = JournalError::Unknown(format!("the SQLite commit failed: {error}"));
         let unknown = |result: &mut Result<(), JournalError>| {
@@ -410,18 +439,26 @@ fn in_savepoint(
     savepoint.commit().map_err(backend)
 }
 
-fn write_part(conn: &Connection, part: &AtomicWrite) -> Result<(), JournalError> {
-    let Some(last) = part.events.last() else {
-        return Ok(());
-    };
+/// Refuses a part whose sequence numbers do not follow the stream's highest, before any of
+/// it is written. The transaction holds SQLite's write lock, so the check stays true.
+fn check_part(conn: &Connection, part: &AtomicWrite) -> Result<(), JournalError> {
     let pid = &*part.persistence_id;
-    let last_nr = to_i64(last.sequence_nr, "sequence number")?;
     let highest: i64 = conn
         .prepare_cached("SELECT highest FROM factum_streams WHERE persistence_id = ?1")
         .and_then(|mut s| s.query_row([pid], |row| row.get(0)).optional())
         .map_err(backend)?
         .unwrap_or(0);
-    check_sequence(pid, u64::try_from(highest).unwrap_or(0), &part.events)?;
+    check_sequence(pid, u64::try_from(highest).unwrap_or(0), &part.events)
+}
+
+/// Inserts a checked part. A failure here (even a unique-key conflict, which the check
+/// makes impossible unless the tables were edited by hand) fails the whole transaction.
+fn insert_part(conn: &Connection, part: &AtomicWrite) -> Result<(), JournalError> {
+    let Some(last) = part.events.last() else {
+        return Ok(());
+    };
+    let pid = &*part.persistence_id;
+    let last_nr = to_i64(last.sequence_nr, "sequence number")?;
 
     let mut insert = conn
         .prepare_cached(

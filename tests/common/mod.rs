@@ -237,6 +237,10 @@ struct FaultyState {
     writes: AtomicUsize,
     /// Sizes (parts) of every write call.
     batches: Mutex<Vec<usize>>,
+    /// Persistence ids of every write call.
+    batch_pids: Mutex<Vec<Vec<String>>>,
+    /// Writes waiting at the write gate now.
+    held: AtomicUsize,
     /// Largest `max` any read asked for, and largest page returned.
     largest_read: AtomicUsize,
     reads: AtomicUsize,
@@ -256,6 +260,8 @@ impl Default for FaultyState {
             faults: Mutex::default(),
             writes: AtomicUsize::new(0),
             batches: Mutex::default(),
+            batch_pids: Mutex::default(),
+            held: AtomicUsize::new(0),
             largest_read: AtomicUsize::new(0),
             reads: AtomicUsize::new(0),
             gated_pid: Mutex::default(),
@@ -286,6 +292,16 @@ impl Faulty {
 
     pub fn batches(&self) -> Vec<usize> {
         self.state.batches.lock().unwrap().clone()
+    }
+
+    /// The persistence ids of each write call, in call order.
+    pub fn batch_pids(&self) -> Vec<Vec<String>> {
+        self.state.batch_pids.lock().unwrap().clone()
+    }
+
+    /// How many writes wait at the write gate now.
+    pub fn writes_held(&self) -> usize {
+        self.state.held.load(Ordering::SeqCst)
     }
 
     pub fn largest_read(&self) -> usize {
@@ -328,11 +344,15 @@ impl Journal for Faulty {
     fn write(&self, batch: Vec<AtomicWrite>) -> BoxFuture<'_, Vec<Result<(), JournalError>>> {
         Box::pin(async move {
             if self.state.gate_writes.load(Ordering::SeqCst) {
+                self.state.held.fetch_add(1, Ordering::SeqCst);
                 self.state.write_started.notify_one();
                 let _permit = self.state.write_gate.acquire().await.unwrap();
+                self.state.held.fetch_sub(1, Ordering::SeqCst);
             }
             let n = self.state.writes.fetch_add(1, Ordering::SeqCst) + 1;
             self.state.batches.lock().unwrap().push(batch.len());
+            let pids = batch.iter().map(|w| w.persistence_id.to_string()).collect();
+            self.state.batch_pids.lock().unwrap().push(pids);
             let fault = self
                 .state
                 .faults

@@ -44,8 +44,15 @@
 //!     }
 //! }
 //!
+//! # /// The `TestFixture` example of README.md.
+//! # fn readme_fixture() {
+//! #     factum::TestFixture::<Account>::given([AccountEvent::Deposited { amount: 100 }])
+//! #         .when(AccountCommand::Withdraw { account: "alice".into(), amount: 30 })
+//! #         .then_expect_events([AccountEvent::Withdrawn { amount: 30 }]);
+//! # }
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! #   readme_fixture();
 //!     let journal = SqliteJournal::open(std::env::temp_dir().join("accounts.db")).await?;
 //!     let accounts: Repository<Account> = Repository::new(journal);
 //!     let receipt = accounts.send(AccountCommand::Deposit { account: "alice".into(), amount: 100 }).await?;
@@ -90,7 +97,6 @@ pub use aggregate::{Aggregate, Command, Event};
 pub use codec::{CodecError, DecodeError, Tags};
 pub use error::Error;
 pub use fixture::{TestFixture, TestOutcome};
-pub use gateway::{Committed, Receipt, SnapshotPolicy};
 /// The command gateway: [`send`](Repository::send) a command, read an aggregate's
 /// [`state`](Repository::state).
 ///
@@ -147,6 +153,7 @@ pub use gateway::Repository;
 /// no snapshots, `keep_snapshots(2)`, `dedupe_window(1024)`, `recovery_permits(16)`,
 /// `passivate_after(5 minutes)`, `max_in_memory(100_000)`, `conflict_retries(10)`.
 pub use gateway::RepositoryBuilder;
+pub use gateway::{Committed, Receipt, SnapshotPolicy};
 /// An in-memory journal, for tests and benchmarks.
 ///
 /// ```
@@ -305,84 +312,6 @@ pub use store::{
     AtomicWrite, BoxFuture, EventRecord, Journal, JournalError, SnapshotRecord, SnapshotStore,
 };
 
-/// Makes an enum (one event kind per variant) or a struct an event: implements [`Event`]
-/// with a manifest, a version, tags and a `serde_json` codec.
-///
-/// ```
-/// use factum::prelude::*;
-/// use serde::{Deserialize, Serialize};
-///
-/// #[event(tags = ["account"])]
-/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-/// pub enum AccountEvent {
-///     Opened { owner: String },
-///     #[event(tags = ["large"], version = 2, upcast(from = 1, with = deposited_v1_to_v2))]
-///     Deposited { amount: u64, currency: String },
-///     #[event(rename = "money-withdrawn")]
-///     Withdrawn { amount: u64 },
-/// }
-///
-/// /// Version 1 had no currency: everything was in euros.
-/// fn deposited_v1_to_v2(mut v1: serde_json::Value) -> serde_json::Value {
-///     v1["currency"] = "EUR".into();
-///     v1
-/// }
-///
-/// let withdrawn = AccountEvent::Withdrawn { amount: 5 };
-/// assert_eq!((withdrawn.manifest(), withdrawn.version()), ("money-withdrawn", 1));
-/// assert_eq!(withdrawn.encode()?, br#"{"amount":5}"#);
-///
-/// let deposited = AccountEvent::Deposited { amount: 7, currency: "EUR".into() };
-/// assert_eq!((deposited.manifest(), deposited.version()), ("Deposited", 2));
-/// assert_eq!(deposited.tags().iter().collect::<Vec<_>>(), ["account", "large"]);
-///
-/// // A version-1 payload written long ago is upcast on the way in.
-/// assert_eq!(AccountEvent::decode("Deposited", 1, br#"{"amount":7}"#)?, deposited);
-/// // An unknown manifest is an error, never a panic.
-/// assert!(AccountEvent::decode("Closed", 1, b"{}").is_err());
-/// # Ok::<(), factum::CodecError>(())
-/// ```
-#[doc(inline)]
-pub use factum_macros::event;
-/// Makes a struct or an enum a command: implements [`Command`] (the aggregate id, and
-/// optionally an expected version and an idempotency key).
-///
-/// ```
-/// use factum::prelude::*;
-///
-/// #[command(id = account_id)] // the default for every variant
-/// #[derive(Debug, Clone)]
-/// pub enum AccountCommand {
-///     Open { account_id: String, owner: String },
-///     #[command(expected_version = version, command_id = request_id)]
-///     Deposit { account_id: String, amount: u64, version: Option<u64>, request_id: String },
-///     #[command(id = from)]
-///     Transfer { from: String, to: String, amount: u64 },
-/// }
-///
-/// /// A tuple struct names its id field by index.
-/// #[command(id = 0, expected_version = 1)]
-/// pub struct Close(String, u64);
-///
-/// let deposit = AccountCommand::Deposit {
-///     account_id: "alice".into(),
-///     amount: 100,
-///     version: Some(3),
-///     request_id: "req-1".into(),
-/// };
-/// assert_eq!(deposit.aggregate_id(), "alice");
-/// assert_eq!(deposit.expected_version(), Some(3));
-/// assert_eq!(deposit.command_id(), Some("req-1"));
-///
-/// let transfer = AccountCommand::Transfer { from: "bob".into(), to: "alice".into(), amount: 5 };
-/// assert_eq!(transfer.aggregate_id(), "bob");
-/// assert_eq!((transfer.expected_version(), transfer.command_id()), (None, None));
-///
-/// let close = Close("alice".into(), 9);
-/// assert_eq!((close.aggregate_id().as_str(), close.expected_version()), ("alice", Some(9)));
-/// ```
-#[doc(inline)]
-pub use factum_macros::command;
 /// Makes the state type of an inherent `impl` block an aggregate: implements [`Aggregate`]
 /// from its `fn handle`, `fn apply` and optional `fn invariants`.
 ///
@@ -446,6 +375,84 @@ pub use factum_macros::command;
 /// ```
 #[doc(inline)]
 pub use factum_macros::aggregate;
+/// Makes a struct or an enum a command: implements [`Command`] (the aggregate id, and
+/// optionally an expected version and an idempotency key).
+///
+/// ```
+/// use factum::prelude::*;
+///
+/// #[command(id = account_id)] // the default for every variant
+/// #[derive(Debug, Clone)]
+/// pub enum AccountCommand {
+///     Open { account_id: String, owner: String },
+///     #[command(expected_version = version, command_id = request_id)]
+///     Deposit { account_id: String, amount: u64, version: Option<u64>, request_id: String },
+///     #[command(id = from)]
+///     Transfer { from: String, to: String, amount: u64 },
+/// }
+///
+/// /// A tuple struct names its id field by index.
+/// #[command(id = 0, expected_version = 1)]
+/// pub struct Close(String, u64);
+///
+/// let deposit = AccountCommand::Deposit {
+///     account_id: "alice".into(),
+///     amount: 100,
+///     version: Some(3),
+///     request_id: "req-1".into(),
+/// };
+/// assert_eq!(deposit.aggregate_id(), "alice");
+/// assert_eq!(deposit.expected_version(), Some(3));
+/// assert_eq!(deposit.command_id(), Some("req-1"));
+///
+/// let transfer = AccountCommand::Transfer { from: "bob".into(), to: "alice".into(), amount: 5 };
+/// assert_eq!(transfer.aggregate_id(), "bob");
+/// assert_eq!((transfer.expected_version(), transfer.command_id()), (None, None));
+///
+/// let close = Close("alice".into(), 9);
+/// assert_eq!((close.aggregate_id().as_str(), close.expected_version()), ("alice", Some(9)));
+/// ```
+#[doc(inline)]
+pub use factum_macros::command;
+/// Makes an enum (one event kind per variant) or a struct an event: implements [`Event`]
+/// with a manifest, a version, tags and a `serde_json` codec.
+///
+/// ```
+/// use factum::prelude::*;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[event(tags = ["account"])]
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// pub enum AccountEvent {
+///     Opened { owner: String },
+///     #[event(tags = ["large"], version = 2, upcast(from = 1, with = deposited_v1_to_v2))]
+///     Deposited { amount: u64, currency: String },
+///     #[event(rename = "money-withdrawn")]
+///     Withdrawn { amount: u64 },
+/// }
+///
+/// /// Version 1 had no currency: everything was in euros.
+/// fn deposited_v1_to_v2(mut v1: serde_json::Value) -> serde_json::Value {
+///     v1["currency"] = "EUR".into();
+///     v1
+/// }
+///
+/// let withdrawn = AccountEvent::Withdrawn { amount: 5 };
+/// assert_eq!((withdrawn.manifest(), withdrawn.version()), ("money-withdrawn", 1));
+/// assert_eq!(withdrawn.encode()?, br#"{"amount":5}"#);
+///
+/// let deposited = AccountEvent::Deposited { amount: 7, currency: "EUR".into() };
+/// assert_eq!((deposited.manifest(), deposited.version()), ("Deposited", 2));
+/// assert_eq!(deposited.tags().iter().collect::<Vec<_>>(), ["account", "large"]);
+///
+/// // A version-1 payload written long ago is upcast on the way in.
+/// assert_eq!(AccountEvent::decode("Deposited", 1, br#"{"amount":7}"#)?, deposited);
+/// // An unknown manifest is an error, never a panic.
+/// assert!(AccountEvent::decode("Closed", 1, b"{}").is_err());
+/// # Ok::<(), factum::CodecError>(())
+/// ```
+#[doc(inline)]
+pub use factum_macros::event;
 
 /// Everything a domain module needs: the traits (and, with the macros, the attributes).
 pub mod prelude {

@@ -1,8 +1,11 @@
 //! The store conformance suite (`tests/conformance/mod.rs`) against every store:
 //! `memory`, `sqlite` (feature `sqlite`) and `postgres` (feature `postgres`; needs
-//! `FACTUM_TEST_POSTGRES`, see `tests/support/mod.rs`).
+//! `FACTUM_TEST_POSTGRES`, see `tests/support/mod.rs`), and the custom JSON-lines store of
+//! `examples/custom_journal`.
 
 mod conformance;
+#[path = "../examples/custom_journal/jsonl.rs"]
+mod jsonl;
 mod support;
 
 mod memory {
@@ -29,6 +32,42 @@ mod memory {
     }
 
     crate::conformance_suite!(Some(Memory));
+}
+
+mod custom_jsonl {
+    use super::conformance::{self, Factory};
+    use super::jsonl::JsonlJournal;
+    use super::support::sqlite_path;
+    use std::path::PathBuf;
+
+    /// Each check gets its own file; opening it again in the process shares the handle.
+    struct Jsonl {
+        path: PathBuf,
+    }
+
+    impl Factory for Jsonl {
+        type J = JsonlJournal;
+        type S = JsonlJournal;
+        async fn journal(&self) -> JsonlJournal {
+            JsonlJournal::open(&self.path).expect("open")
+        }
+        async fn reopen(&self, _: &JsonlJournal) -> JsonlJournal {
+            self.journal().await
+        }
+        async fn snapshots(&self) -> JsonlJournal {
+            self.journal().await
+        }
+        async fn reopen_snapshots(&self, _: &JsonlJournal) -> JsonlJournal {
+            self.journal().await
+        }
+        async fn cleanup(&self) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+
+    crate::conformance_suite!(Some(Jsonl {
+        path: sqlite_path("jsonl").with_extension("jsonl"),
+    }));
 }
 
 #[cfg(feature = "sqlite")]

@@ -23,81 +23,46 @@ use quote::{ToTokens, quote};
 use crate::ctxt::Ctxt;
 use crate::model::{Aggregate, Command, CommandItem, Event, EventItem};
 
-/// Makes an enum (one event kind per variant) or a struct an event: generates
-/// `impl factum::Event` with a manifest, a version, tags and a serde_json codec.
+/// Options of `#[event]` — on the type: `tags = ["..", ..]`, the tags of every event;
+/// `tags_with = path`, a `fn(&Self) -> Vec<String>` of dynamic tags; `crate = path`, where
+/// `factum` is when it is renamed. On a variant, or on a struct: `tags` (added to the
+/// type's); `rename = ".."`, the stored manifest (default: the variant's name);
+/// `version = N` (default 1); any number of `upcast(from = N, with = path)`, each a
+/// `fn(serde_json::Value) -> serde_json::Value` lifting a stored version-N payload to N + 1.
 ///
-/// ```ignore
-/// use factum::prelude::*;
-/// use serde::{Deserialize, Serialize};
-///
-/// #[event(tags = ["account"])]
-/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-/// pub enum AccountEvent {
-///     Opened { owner: String },
-///     #[event(tags = ["large"], version = 2, upcast(from = 1, with = deposited_v1_to_v2))]
-///     Deposited { amount: u64, currency: String },
-///     #[event(rename = "money-withdrawn")]
-///     Withdrawn { amount: u64 },
-/// }
-///
-/// fn deposited_v1_to_v2(mut v1: serde_json::Value) -> serde_json::Value {
-///     v1["currency"] = "EUR".into();
-///     v1
-/// }
-/// ```
-///
-/// On the type: `tags = ["..", ..]`, `tags_with = path` (a `fn(&Self) -> Vec<String>`),
-/// `crate = path`. On a variant (or on a struct): `tags`, `rename = ".."`, `version = N`
-/// and any number of `upcast(from = N, with = path)`, each a
-/// `fn(serde_json::Value) -> serde_json::Value` lifting version N to N + 1.
+/// Generates `impl factum::Event`: the manifest and version of each variant, its tags,
+/// `serde_json` encoding, and decoding that dispatches on the stored manifest and version
+/// and runs the upcasters in order.
 #[proc_macro_attribute]
 pub fn event(args: TokenStream, input: TokenStream) -> TokenStream {
     event_impl(args.into(), input.into()).into()
 }
 
-/// Makes a struct or an enum a command: generates `impl factum::Command`.
+/// Options of `#[command]`, each naming a field (or a tuple index such as `id = 0`):
+/// `id` (required), the aggregate id; `expected_version`, a `u64` or `Option<u64>`: the
+/// command runs only at that version; `command_id`, a string (`String`, `&str`, any
+/// `AsRef<str>`, or an `Option` of one): the idempotency key of the dedupe window. On an
+/// enum they may stand on the type, as defaults, and on variants. Also `crate = path` on
+/// the type.
 ///
-/// ```ignore
-/// use factum::prelude::*;
-///
-/// #[command(id = account_id)] // the default for every variant
-/// #[derive(Debug)]
-/// pub enum AccountCommand {
-///     Open { account_id: AccountId, owner: String },
-///     #[command(expected_version = version, command_id = request_id)]
-///     Deposit { account_id: AccountId, amount: u64, version: Option<u64>, request_id: String },
-///     #[command(id = from)]
-///     Transfer { from: AccountId, to: AccountId, amount: u64 },
-/// }
-/// ```
-///
-/// Options (each names a field, or a tuple index like `id = 0`): `id` (required), the
-/// aggregate id; `expected_version`, a `u64` or `Option<u64>`; `command_id`, a string
-/// (`String`, `&str`, any `AsRef<str>`, or an `Option` of one). On an enum they may stand
-/// on the type, as defaults, and on variants. Also `crate = path` on the type.
+/// Generates `impl factum::Command`; `retry_copy` returns a copy when the type is `Clone`,
+/// so that a command that lost a write race to another process can run again.
 #[proc_macro_attribute]
 pub fn command(args: TokenStream, input: TokenStream) -> TokenStream {
     command_impl(args.into(), input.into()).into()
 }
 
-/// Makes the state type of an inherent impl block an aggregate: generates
-/// `impl factum::Aggregate` from its `handle`, `apply` and optional `invariants`.
+/// Options of `#[aggregate]`: `name = ".."`, the persistence-id category (default: the
+/// type name in kebab-case); `snapshot` or `snapshot(version = N)`: the state is
+/// snapshotted with serde, and a stored snapshot of another version is ignored; `crate =
+/// path`.
 ///
-/// ```ignore
-/// use factum::prelude::*;
+/// In the block: `fn handle(&self, cmd: C) -> Result<R, E>`, where `R` is `Vec<Ev>`, `Ev`,
+/// `Option<Ev>` or `[Ev; N]`; `fn apply(&mut self, event: &Ev)`; optionally `fn
+/// invariants(&self) -> Result<(), E>`. The command, event and error types are taken from
+/// these signatures. Other methods in the block stay as they are.
 ///
-/// #[aggregate(name = "account", snapshot)]
-/// impl Account {
-///     fn handle(&self, cmd: AccountCommand) -> Result<Vec<AccountEvent>, AccountError> {
-///         todo!()
-///     }
-///     fn apply(&mut self, event: &AccountEvent) {}
-/// }
-/// ```
-///
-/// `handle` may also return `Result<Event, E>`, `Result<Option<Event>, E>` or
-/// `Result<[Event; N], E>`. Options: `name = ".."` (default: the type name in
-/// kebab-case), `snapshot` or `snapshot(version = N)`, `crate = path`.
+/// Generates `impl factum::Aggregate` (and keeps the block as an inherent impl).
 #[proc_macro_attribute]
 pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
     aggregate_impl(args.into(), input.into()).into()

@@ -382,3 +382,32 @@ async fn each_event_records_what_the_journal_must_keep() {
     assert_eq!(tagged.len(), 1);
     assert_eq!(&*tagged[0].persistence_id, "counter-b");
 }
+
+/// `Repository<A>` is a `Clone + Send + Sync` handle and the stores are cheap `Clone`
+/// handles sharing their data, as DESIGN.md promises.
+#[tokio::test]
+async fn handles_are_clone_send_and_sync() {
+    fn shared<T: Clone + Send + Sync + 'static>(_: &T) {}
+    let journal = MemoryJournal::new();
+    let repo: Repository<Counter> = Repository::new(journal.clone());
+    shared(&repo);
+    shared(&journal);
+    shared(&factum::MemorySnapshots::new());
+    // A clone of a store sees the same events; a clone of a repository the same state.
+    let copy = repo.clone();
+    copy.send(add("a", 2)).await.unwrap();
+    assert_eq!(repo.state(&"a".to_string()).await.unwrap().0.value, 2);
+    assert_eq!(stored(&journal.clone(), "counter-a").await.len(), 1);
+}
+
+// The durable stores are `Clone + Send + Sync` handles too (checked at compile time).
+#[cfg(feature = "sqlite")]
+const _: fn() = || {
+    fn shared<T: Clone + Send + Sync + 'static>() {}
+    shared::<factum::SqliteJournal>();
+};
+#[cfg(feature = "postgres")]
+const _: fn() = || {
+    fn shared<T: Clone + Send + Sync + 'static>() {}
+    shared::<factum::PostgresJournal>();
+};

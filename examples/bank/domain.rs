@@ -73,7 +73,12 @@ pub enum AccountError {
     ZeroAmount,
     /// A transfer of more than the balance.
     Insufficient { balance: u64 },
+    /// A balance above [`LIMIT`] (checked by `invariants`).
+    OverLimit,
 }
+
+/// The most an account may hold.
+pub const LIMIT: u64 = 1_000_000;
 
 impl fmt::Display for AccountError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -84,6 +89,7 @@ impl fmt::Display for AccountError {
             AccountError::Insufficient { balance } => {
                 write!(f, "insufficient funds: the balance is {balance}")
             }
+            AccountError::OverLimit => f.write_str("balance over the limit"),
         }
     }
 }
@@ -102,7 +108,7 @@ impl Account {
     fn handle(&self, cmd: AccountCommand) -> Result<Vec<AccountEvent>, AccountError> {
         match cmd {
             AccountCommand::Open { owner, .. } => {
-                if self.owner.is_some() {
+                if self.is_open() {
                     return Err(AccountError::AlreadyOpen);
                 }
                 Ok(vec![AccountEvent::Opened { owner }])
@@ -134,8 +140,21 @@ impl Account {
         }
     }
 
+    /// Checked on the state the new events would produce, before they are written.
+    fn invariants(&self) -> Result<(), AccountError> {
+        if self.balance > LIMIT {
+            return Err(AccountError::OverLimit);
+        }
+        Ok(())
+    }
+
+    /// Whether the account was opened.
+    pub fn is_open(&self) -> bool {
+        self.owner.is_some()
+    }
+
     fn check(&self, amount: u64) -> Result<(), AccountError> {
-        if self.owner.is_none() {
+        if !self.is_open() {
             return Err(AccountError::NotOpen);
         }
         if amount == 0 {

@@ -3,6 +3,7 @@
 //! macros (`bank`) and by hand (`hand`).
 #![allow(dead_code, missing_docs)]
 
+#[path = "../../examples/bank/domain.rs"]
 pub mod bank;
 pub mod hand;
 

@@ -23,26 +23,35 @@
 //! # Writing
 //!
 //! One transaction per [`Journal::write`] call, in a constant number of round trips
-//! whatever the batch's size (`BEGIN`, two statements, `COMMIT`):
+//! whatever the batch's size.
 //!
-//! 1. one `SELECT ... FOR UPDATE` locks the `factum_streams` rows of every stream in the
-//!    batch and reads their highest sequence numbers, in persistence-id (byte) order, so
-//!    that concurrent batches always lock streams in one order and never deadlock;
-//! 2. each part is then checked in Rust, in persistence-id order (parts of one stream in
-//!    batch order, a later one continuing from an earlier one): a part whose sequence
-//!    numbers do not continue its stream is a [`JournalError::Conflict`] and nothing of it
-//!    is written, the others are not affected;
-//! 3. one statement inserts the events of every accepted part (`unnest` of one array per
-//!    column, in stream and sequence order, so positions increase in every stream), their
-//!    tag index rows, and moves the streams' highest numbers.
+//! First, if every part of the batch can be encoded and continues the part before it of its
+//! stream, the whole batch is one statement in a transaction of its own, one round trip:
+//! it locks the `factum_streams` rows of the batch's streams (`SELECT ... FOR UPDATE`, in
+//! persistence-id (byte) order, so that concurrent batches always lock streams in one
+//! order and never deadlock), checks that each stream's highest number is the one the
+//! batch continues, and only then inserts the events of every part (`unnest` of one array
+//! per column, in stream and sequence order, so that positions increase in every stream),
+//! their tag index rows, and moves the streams' highest numbers. If a stream has moved on,
+//! it writes nothing, and:
+//!
+//! 1. in a transaction (`BEGIN`, two statements, `COMMIT`), one `SELECT ... FOR UPDATE`
+//!    locks the batch's streams the same way and reads their highest numbers;
+//! 2. each part is checked in Rust, in persistence-id order (parts of one stream in batch
+//!    order, a later one continuing from an earlier one): a part whose sequence numbers do
+//!    not continue its stream is a [`JournalError::Conflict`] and nothing of it is
+//!    written; the others are not affected;
+//! 3. one statement inserts the accepted parts' events and tags and moves their streams'
+//!    highest numbers, as above.
 //!
 //! A new stream has no row to lock yet, so two writers may both try its first sequence
 //! numbers: the unique `(persistence_id, sequence_nr)` key makes the second one's insert
 //! fail once the first commits. Then (and on any other refusal by the server, such as a
-//! NUL character) the transaction is rolled back and the batch is written again part by
-//! part: a savepoint per part, which locks its stream, checks it and inserts its events,
-//! so that the failure is isolated to its part (a taken number is a conflict there too).
-//! A commit whose answer is lost (the connection dropped) is [`JournalError::Unknown`].
+//! NUL character) the statement's transaction is rolled back and the batch is written
+//! again by the next path, in the end part by part: a savepoint per part, which locks its
+//! stream, checks it and inserts its events, so that the failure is isolated to its part
+//! (a taken number is a conflict there too). A commit whose answer is lost (the
+//! connection dropped) is [`JournalError::Unknown`].
 //!
 //! # Global order
 //!
@@ -146,6 +155,45 @@ INSERT INTO factum_streams (persistence_id, highest)
 SELECT * FROM unnest($12::text[], $13::int8[])
 ON CONFLICT (persistence_id) DO UPDATE
     SET highest = GREATEST(factum_streams.highest, EXCLUDED.highest)
+";
+
+/// [`WRITE_EVENTS`] as one statement of its own (no explicit transaction: one round trip)
+/// that first locks the batch's streams and writes only if every stream's highest number
+/// is `$14` (0 for a stream without a row), the number the batch continues. Answers
+/// whether it wrote.
+const WRITE_IF_FITS: &str = "
+WITH locked AS (
+    SELECT persistence_id, highest FROM factum_streams
+    WHERE persistence_id = ANY($12::text[])
+    ORDER BY persistence_id COLLATE \"C\" FOR UPDATE
+), fits AS (
+    SELECT bool_and(COALESCE(l.highest, 0) = s.expected) AS ok
+    FROM unnest($12::text[], $14::int8[]) AS s(persistence_id, expected)
+    LEFT JOIN locked l ON l.persistence_id = s.persistence_id
+), input AS (
+    SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::text[],
+                         $6::int4[], $7::int4[], $8::text[], $9::int8[], $10::text[])
+        WITH ORDINALITY AS u(persistence_id, sequence_nr, manifest, version, payload,
+                             tags_from, tags_to, command_id, timestamp, writer_id, ord)
+    WHERE (SELECT ok FROM fits)
+), events AS (
+    INSERT INTO factum_events (persistence_id, sequence_nr, manifest, version, payload,
+                               tags, command_id, timestamp, writer_id)
+    SELECT persistence_id, sequence_nr, manifest, version, payload,
+           ($11::text[])[tags_from:tags_to], command_id, timestamp, writer_id
+    FROM input ORDER BY ord
+    RETURNING position, tags
+), tagged AS (
+    INSERT INTO factum_event_tags (tag, position)
+    SELECT t.tag, e.position FROM events e, unnest(e.tags) AS t(tag)
+    ON CONFLICT DO NOTHING
+), streams AS (
+    INSERT INTO factum_streams (persistence_id, highest)
+    SELECT * FROM unnest($12::text[], $13::int8[]) WHERE (SELECT ok FROM fits)
+    ON CONFLICT (persistence_id) DO UPDATE
+        SET highest = GREATEST(factum_streams.highest, EXCLUDED.highest)
+)
+SELECT ok FROM fits
 ";
 
 const EVENT_COLUMNS: &str = "e.position, e.persistence_id, e.sequence_nr, e.manifest, e.version, \
@@ -271,6 +319,7 @@ struct Conn {
 struct Statements {
     lock_streams: Statement,
     write_events: Statement,
+    write_if_fits: Statement,
     lock_stream: Statement,
     insert_event: Statement,
     insert_tags: Statement,
@@ -297,6 +346,7 @@ impl Statements {
                 )
                 .await?,
             write_events: client.prepare(WRITE_EVENTS).await?,
+            write_if_fits: client.prepare(WRITE_IF_FITS).await?,
             lock_stream: client
                 .prepare("SELECT highest FROM factum_streams WHERE persistence_id = $1 FOR UPDATE")
                 .await?,
@@ -660,6 +710,103 @@ impl<'a> Columns<'a> {
     }
 }
 
+/// A batch whose parts all fit together: what [`WRITE_IF_FITS`] needs.
+struct Fits<'a> {
+    columns: Columns<'a>,
+    /// Every stream once, in persistence-id order.
+    streams: Vec<&'a str>,
+    /// Each stream's highest number before the batch, and after it.
+    before: Vec<i64>,
+    after: Vec<i64>,
+}
+
+impl<'a> Fits<'a> {
+    /// The batch's columns if it has events, all can be encoded, every part is contiguous
+    /// and every later part of a stream continues the one before it: then only the
+    /// streams' highest numbers in the database can make a part fail.
+    fn of(batch: &'a [AtomicWrite]) -> Option<Fits<'a>> {
+        let mut fits = Fits {
+            columns: Columns::default(),
+            streams: Vec::new(),
+            before: Vec::new(),
+            after: Vec::new(),
+        };
+        for index in stream_order(batch) {
+            let part = &batch[index];
+            let (Some(first), Some(last)) = (part.events.first(), part.events.last()) else {
+                continue;
+            };
+            let pid: &str = &part.persistence_id;
+            let start = first.sequence_nr.checked_sub(1)?;
+            check_sequence(pid, start, &part.events).ok()?;
+            let (start, end) = (
+                i64::try_from(start).ok()?,
+                i64::try_from(last.sequence_nr).ok()?,
+            );
+            if fits.streams.last() == Some(&pid) {
+                if fits.after.last() != Some(&start) {
+                    return None;
+                }
+                *fits.after.last_mut()? = end;
+            } else {
+                fits.streams.push(pid);
+                fits.before.push(start);
+                fits.after.push(end);
+            }
+            fits.columns.push(part).ok()?;
+        }
+        (!fits.streams.is_empty()).then_some(fits)
+    }
+}
+
+/// The one-round-trip path: `Some` results if the batch was written or may have been
+/// (a lost answer), `None` if nothing was written (a stream has moved on, or the server
+/// refused the statement).
+async fn write_if_fits(
+    client: &Client,
+    st: &Statements,
+    broken: &AtomicBool,
+    batch: &[AtomicWrite],
+    fits: &Fits<'_>,
+) -> Option<Vec<Result<(), JournalError>>> {
+    let c = &fits.columns;
+    let params: [&(dyn ToSql + Sync); 14] = [
+        &c.persistence_ids,
+        &c.sequence_nrs,
+        &c.manifests,
+        &c.versions,
+        &c.payloads,
+        &c.tags_from,
+        &c.tags_to,
+        &c.command_ids,
+        &c.timestamps,
+        &c.writer_ids,
+        &c.tags,
+        &fits.streams,
+        &fits.after,
+        &fits.before,
+    ];
+    let unknown = |error: &dyn std::fmt::Display| {
+        let error =
+            JournalError::Unknown(format!("the PostgreSQL write did not complete: {error}"));
+        Some(all_failed(batch, error))
+    };
+    match client.query_one(&st.write_if_fits, &params).await {
+        Ok(row) => match row.try_get::<_, Option<bool>>(0) {
+            Ok(Some(true)) => Some(batch.iter().map(|_| Ok(())).collect()),
+            Ok(_) => None,
+            Err(error) => unknown(&error),
+        },
+        Err(error) if ends_session(&error) => {
+            // The statement commits on its own: it may have happened or not.
+            broken.store(true, Ordering::Relaxed);
+            unknown(&error)
+        }
+        // The statement was rolled back.
+        Err(_) => None,
+    }
+}
+
 /// What the batched write path did.
 enum Fast {
     /// The batch is done (committed, rolled back or failed): these are its results.
@@ -865,6 +1012,11 @@ impl PostgresJournal {
             Err(error) => return all_failed(&batch, error),
         };
         let Conn { client, st, broken } = lease.conn();
+        if let Some(fits) = Fits::of(&batch)
+            && let Some(results) = write_if_fits(client, st, broken, &batch, &fits).await
+        {
+            return results;
+        }
         match write_fast(client, st, broken, &batch).await {
             Fast::Done(results) => results,
             Fast::Fallback => write_parts(client, st, broken, &batch).await,

@@ -22,14 +22,36 @@
 //!
 //! # Writing
 //!
-//! One transaction per [`Journal::write`] call, a savepoint per aggregate's part. A part
-//! locks its stream's `factum_streams` row (`SELECT ... FOR UPDATE`), checks that its
-//! sequence numbers continue the stream, inserts its events and moves the stream's
-//! highest number. A second writer of the same stream waits for the first and then sees
-//! its number taken: [`JournalError::Conflict`]; for a new stream the unique
-//! `(persistence_id, sequence_nr)` key does the same. Parts are written in persistence-id
-//! order, so that concurrent batches always lock streams in one order and never deadlock.
-//! A commit whose answer is lost (the connection dropped) is [`JournalError::Unknown`].
+//! One transaction per [`Journal::write`] call, in a constant number of round trips
+//! whatever the batch's size.
+//!
+//! First, if every part of the batch can be encoded and continues the part before it of its
+//! stream, the whole batch is one statement in a transaction of its own, one round trip:
+//! it locks the `factum_streams` rows of the batch's streams (`SELECT ... FOR UPDATE`, in
+//! persistence-id (byte) order, so that concurrent batches always lock streams in one
+//! order and never deadlock), checks that each stream's highest number is the one the
+//! batch continues, and only then inserts the events of every part (`unnest` of one array
+//! per column, in stream and sequence order, so that positions increase in every stream),
+//! their tag index rows, and moves the streams' highest numbers. If a stream has moved on,
+//! it writes nothing, and:
+//!
+//! 1. in a transaction (`BEGIN`, two statements, `COMMIT`), one `SELECT ... FOR UPDATE`
+//!    locks the batch's streams the same way and reads their highest numbers;
+//! 2. each part is checked in Rust, in persistence-id order (parts of one stream in batch
+//!    order, a later one continuing from an earlier one): a part whose sequence numbers do
+//!    not continue its stream is a [`JournalError::Conflict`] and nothing of it is
+//!    written; the others are not affected;
+//! 3. one statement inserts the accepted parts' events and tags and moves their streams'
+//!    highest numbers, as above.
+//!
+//! A new stream has no row to lock yet, so two writers may both try its first sequence
+//! numbers: the unique `(persistence_id, sequence_nr)` key makes the second one's insert
+//! fail once the first commits. Then (and on any other refusal by the server, such as a
+//! NUL character) the statement's transaction is rolled back and the batch is written
+//! again by the next path, in the end part by part: a savepoint per part, which locks its
+//! stream, checks it and inserts its events, so that the failure is isolated to its part
+//! (a taken number is a conflict there too). A commit whose answer is lost (the
+//! connection dropped) is [`JournalError::Unknown`].
 //!
 //! # Global order
 //!
@@ -47,6 +69,7 @@
 //! Connections come from a small built-in pool ([`PostgresBuilder::pool_size`], default 4);
 //! a connection found closed is replaced on next use.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -104,6 +127,73 @@ CREATE TABLE IF NOT EXISTS factum_snapshots (
 CREATE TABLE IF NOT EXISTS factum_schema_version (
     version INTEGER NOT NULL
 );
+";
+
+/// The batched write: every event of the batch (in stream order, each stream's events in
+/// sequence order, so that positions increase in every stream), their tag index rows and
+/// the streams' new highest numbers, in one statement. An event's `tags` are the slice
+/// `$11[from:to]` of one flat array (SQL arrays of arrays must be rectangular).
+const WRITE_EVENTS: &str = "
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::text[],
+                         $6::int4[], $7::int4[], $8::text[], $9::int8[], $10::text[])
+        WITH ORDINALITY AS u(persistence_id, sequence_nr, manifest, version, payload,
+                             tags_from, tags_to, command_id, timestamp, writer_id, ord)
+), events AS (
+    INSERT INTO factum_events (persistence_id, sequence_nr, manifest, version, payload,
+                               tags, command_id, timestamp, writer_id)
+    SELECT persistence_id, sequence_nr, manifest, version, payload,
+           ($11::text[])[tags_from:tags_to], command_id, timestamp, writer_id
+    FROM input ORDER BY ord
+    RETURNING position, tags
+), tagged AS (
+    INSERT INTO factum_event_tags (tag, position)
+    SELECT t.tag, e.position FROM events e, unnest(e.tags) AS t(tag)
+    ON CONFLICT DO NOTHING
+)
+INSERT INTO factum_streams (persistence_id, highest)
+SELECT * FROM unnest($12::text[], $13::int8[])
+ON CONFLICT (persistence_id) DO UPDATE
+    SET highest = GREATEST(factum_streams.highest, EXCLUDED.highest)
+";
+
+/// [`WRITE_EVENTS`] as one statement of its own (no explicit transaction: one round trip)
+/// that first locks the batch's streams and writes only if every stream's highest number
+/// is `$14` (0 for a stream without a row), the number the batch continues. Answers
+/// whether it wrote.
+const WRITE_IF_FITS: &str = "
+WITH locked AS (
+    SELECT persistence_id, highest FROM factum_streams
+    WHERE persistence_id = ANY($12::text[])
+    ORDER BY persistence_id COLLATE \"C\" FOR UPDATE
+), fits AS (
+    SELECT bool_and(COALESCE(l.highest, 0) = s.expected) AS ok
+    FROM unnest($12::text[], $14::int8[]) AS s(persistence_id, expected)
+    LEFT JOIN locked l ON l.persistence_id = s.persistence_id
+), input AS (
+    SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::text[],
+                         $6::int4[], $7::int4[], $8::text[], $9::int8[], $10::text[])
+        WITH ORDINALITY AS u(persistence_id, sequence_nr, manifest, version, payload,
+                             tags_from, tags_to, command_id, timestamp, writer_id, ord)
+    WHERE (SELECT ok FROM fits)
+), events AS (
+    INSERT INTO factum_events (persistence_id, sequence_nr, manifest, version, payload,
+                               tags, command_id, timestamp, writer_id)
+    SELECT persistence_id, sequence_nr, manifest, version, payload,
+           ($11::text[])[tags_from:tags_to], command_id, timestamp, writer_id
+    FROM input ORDER BY ord
+    RETURNING position, tags
+), tagged AS (
+    INSERT INTO factum_event_tags (tag, position)
+    SELECT t.tag, e.position FROM events e, unnest(e.tags) AS t(tag)
+    ON CONFLICT DO NOTHING
+), streams AS (
+    INSERT INTO factum_streams (persistence_id, highest)
+    SELECT * FROM unnest($12::text[], $13::int8[]) WHERE (SELECT ok FROM fits)
+    ON CONFLICT (persistence_id) DO UPDATE
+        SET highest = GREATEST(factum_streams.highest, EXCLUDED.highest)
+)
+SELECT ok FROM fits
 ";
 
 const EVENT_COLUMNS: &str = "e.position, e.persistence_id, e.sequence_nr, e.manifest, e.version, \
@@ -227,6 +317,9 @@ struct Conn {
 }
 
 struct Statements {
+    lock_streams: Statement,
+    write_events: Statement,
+    write_if_fits: Statement,
     lock_stream: Statement,
     insert_event: Statement,
     insert_tags: Statement,
@@ -245,6 +338,15 @@ struct Statements {
 impl Statements {
     async fn prepare(client: &Client) -> Result<Statements, tokio_postgres::Error> {
         Ok(Statements {
+            lock_streams: client
+                .prepare(
+                    "SELECT persistence_id, highest FROM factum_streams \
+                     WHERE persistence_id = ANY($1::text[]) \
+                     ORDER BY persistence_id COLLATE \"C\" FOR UPDATE",
+                )
+                .await?,
+            write_events: client.prepare(WRITE_EVENTS).await?,
+            write_if_fits: client.prepare(WRITE_IF_FITS).await?,
             lock_stream: client
                 .prepare("SELECT highest FROM factum_streams WHERE persistence_id = $1 FOR UPDATE")
                 .await?,
@@ -562,67 +664,363 @@ fn event_records(rows: Vec<Row>) -> Result<Vec<EventRecord>, JournalError> {
     rows.iter().map(event_record).collect()
 }
 
+/// The columns of [`WRITE_EVENTS`]: one entry per event, the tags in one flat list.
+#[derive(Default)]
+struct Columns<'a> {
+    persistence_ids: Vec<&'a str>,
+    sequence_nrs: Vec<i64>,
+    manifests: Vec<&'a str>,
+    versions: Vec<i64>,
+    payloads: Vec<&'a str>,
+    tags_from: Vec<i32>,
+    tags_to: Vec<i32>,
+    command_ids: Vec<Option<&'a str>>,
+    timestamps: Vec<i64>,
+    writer_ids: Vec<&'a str>,
+    tags: Vec<&'a str>,
+}
+
+impl<'a> Columns<'a> {
+    /// Adds all events of `part`, or none if one cannot be encoded.
+    fn push(&mut self, part: &'a AtomicWrite) -> Result<(), JournalError> {
+        let mut encoded = Vec::with_capacity(part.events.len());
+        for event in &part.events {
+            encoded.push((
+                to_i64(event.sequence_nr, "sequence number")?,
+                payload_text(event)?,
+            ));
+        }
+        let too_many = || JournalError::Encode("too many tags in one batch".into());
+        for (event, (sequence_nr, payload)) in part.events.iter().zip(encoded) {
+            let from = i32::try_from(self.tags.len() + 1).map_err(|_| too_many())?;
+            self.tags.extend(distinct_tags(&event.tags));
+            let to = i32::try_from(self.tags.len()).map_err(|_| too_many())?;
+            self.persistence_ids.push(&part.persistence_id);
+            self.sequence_nrs.push(sequence_nr);
+            self.manifests.push(&event.manifest);
+            self.versions.push(i64::from(event.version));
+            self.payloads.push(payload);
+            self.tags_from.push(from);
+            self.tags_to.push(to);
+            self.command_ids.push(event.command_id.as_deref());
+            self.timestamps.push(clamp_i64(event.timestamp));
+            self.writer_ids.push(&event.writer_id);
+        }
+        Ok(())
+    }
+}
+
+/// A batch whose parts all fit together: what [`WRITE_IF_FITS`] needs.
+struct Fits<'a> {
+    columns: Columns<'a>,
+    /// Every stream once, in persistence-id order.
+    streams: Vec<&'a str>,
+    /// Each stream's highest number before the batch, and after it.
+    before: Vec<i64>,
+    after: Vec<i64>,
+}
+
+impl<'a> Fits<'a> {
+    /// The batch's columns if it has events, all can be encoded, every part is contiguous
+    /// and every later part of a stream continues the one before it: then only the
+    /// streams' highest numbers in the database can make a part fail.
+    fn of(batch: &'a [AtomicWrite]) -> Option<Fits<'a>> {
+        let mut fits = Fits {
+            columns: Columns::default(),
+            streams: Vec::new(),
+            before: Vec::new(),
+            after: Vec::new(),
+        };
+        for index in stream_order(batch) {
+            let part = &batch[index];
+            let (Some(first), Some(last)) = (part.events.first(), part.events.last()) else {
+                continue;
+            };
+            let pid: &str = &part.persistence_id;
+            let start = first.sequence_nr.checked_sub(1)?;
+            check_sequence(pid, start, &part.events).ok()?;
+            let (start, end) = (
+                i64::try_from(start).ok()?,
+                i64::try_from(last.sequence_nr).ok()?,
+            );
+            if fits.streams.last() == Some(&pid) {
+                if fits.after.last() != Some(&start) {
+                    return None;
+                }
+                *fits.after.last_mut()? = end;
+            } else {
+                fits.streams.push(pid);
+                fits.before.push(start);
+                fits.after.push(end);
+            }
+            fits.columns.push(part).ok()?;
+        }
+        (!fits.streams.is_empty()).then_some(fits)
+    }
+}
+
+/// The one-round-trip path: `Some` results if the batch was written or may have been
+/// (a lost answer), `None` if nothing was written (a stream has moved on, or the server
+/// refused the statement).
+async fn write_if_fits(
+    client: &Client,
+    st: &Statements,
+    broken: &AtomicBool,
+    batch: &[AtomicWrite],
+    fits: &Fits<'_>,
+) -> Option<Vec<Result<(), JournalError>>> {
+    let c = &fits.columns;
+    let params: [&(dyn ToSql + Sync); 14] = [
+        &c.persistence_ids,
+        &c.sequence_nrs,
+        &c.manifests,
+        &c.versions,
+        &c.payloads,
+        &c.tags_from,
+        &c.tags_to,
+        &c.command_ids,
+        &c.timestamps,
+        &c.writer_ids,
+        &c.tags,
+        &fits.streams,
+        &fits.after,
+        &fits.before,
+    ];
+    let unknown = |error: &dyn std::fmt::Display| {
+        let error =
+            JournalError::Unknown(format!("the PostgreSQL write did not complete: {error}"));
+        Some(all_failed(batch, error))
+    };
+    match client.query_one(&st.write_if_fits, &params).await {
+        Ok(row) => match row.try_get::<_, Option<bool>>(0) {
+            Ok(Some(true)) => Some(batch.iter().map(|_| Ok(())).collect()),
+            Ok(_) => None,
+            Err(error) => unknown(&error),
+        },
+        Err(error) if ends_session(&error) => {
+            // The statement commits on its own: it may have happened or not.
+            broken.store(true, Ordering::Relaxed);
+            unknown(&error)
+        }
+        // The statement was rolled back.
+        Err(_) => None,
+    }
+}
+
+/// What the batched write path did.
+enum Fast {
+    /// The batch is done (committed, rolled back or failed): these are its results.
+    Done(Vec<Result<(), JournalError>>),
+    /// The database refused the batched statements (a unique key taken by a concurrent
+    /// writer of a new stream, a value it cannot store...): the transaction is rolled
+    /// back, write the batch part by part.
+    Fallback,
+}
+
+/// The parts' indices in persistence-id (byte) order, parts of one stream in batch order.
+fn stream_order(batch: &[AtomicWrite]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    order.sort_by(|&a, &b| batch[a].persistence_id.cmp(&batch[b].persistence_id));
+    order
+}
+
+/// Every result an error.
+fn all_failed(batch: &[AtomicWrite], error: JournalError) -> Vec<Result<(), JournalError>> {
+    batch.iter().map(|_| Err(error.clone())).collect()
+}
+
+/// A statement of the batched path failed: give up on the batch if the session ended
+/// (nothing was committed), else roll back and fall back to the part-by-part path.
+async fn give_up(
+    tx: Transaction<'_>,
+    broken: &AtomicBool,
+    batch: &[AtomicWrite],
+    error: tokio_postgres::Error,
+) -> Fast {
+    if ends_session(&error) {
+        broken.store(true, Ordering::Relaxed);
+        return Fast::Done(all_failed(batch, pg(error)));
+    }
+    match tx.rollback().await {
+        Ok(()) => Fast::Fallback,
+        Err(error) => Fast::Done(all_failed(batch, fail(broken, error))),
+    }
+}
+
+/// The batched write path: a constant number of round trips per batch.
+async fn write_fast(
+    client: &mut Client,
+    st: &Statements,
+    broken: &AtomicBool,
+    batch: &[AtomicWrite],
+) -> Fast {
+    let tx = match client.transaction().await {
+        Ok(tx) => tx,
+        Err(error) => return Fast::Done(all_failed(batch, fail(broken, error))),
+    };
+    let order = stream_order(batch);
+    let mut streams: Vec<&str> = order
+        .iter()
+        .map(|&index| &*batch[index].persistence_id)
+        .collect();
+    streams.dedup();
+    // Locks every existing stream of the batch, in persistence-id order.
+    let rows = match tx.query(&st.lock_streams, &[&streams]).await {
+        Ok(rows) => rows,
+        Err(error) => return give_up(tx, broken, batch, error).await,
+    };
+    let mut highest: HashMap<&str, i64> = HashMap::with_capacity(streams.len());
+    for row in &rows {
+        match (row.try_get(0), row.try_get(1)) {
+            (Ok(pid), Ok(nr)) => {
+                highest.insert(pid, nr);
+            }
+            (Err(error), _) | (_, Err(error)) => {
+                let _ = tx.rollback().await;
+                return Fast::Done(all_failed(batch, pg(error)));
+            }
+        }
+    }
+    // Decides every part as the part-by-part path would, in the same order: a later part
+    // of a stream continues from an earlier one.
+    let mut results: Vec<Result<(), JournalError>> = batch.iter().map(|_| Ok(())).collect();
+    let mut columns = Columns::default();
+    let mut new_highest: Vec<(&str, i64)> = Vec::new();
+    for &index in &order {
+        let part = &batch[index];
+        let Some(last) = part.events.last() else {
+            continue;
+        };
+        let pid: &str = &part.persistence_id;
+        let decided = to_i64(last.sequence_nr, "sequence number").and_then(|last_nr| {
+            let current = highest.get(pid).copied().unwrap_or(0);
+            check_sequence(pid, u64::try_from(current).unwrap_or(0), &part.events)?;
+            columns.push(part)?;
+            Ok(last_nr)
+        });
+        match decided {
+            Ok(last_nr) => {
+                highest.insert(pid, last_nr);
+                match new_highest.last_mut() {
+                    Some((stream, nr)) if *stream == pid => *nr = last_nr,
+                    _ => new_highest.push((pid, last_nr)),
+                }
+            }
+            Err(error) => results[index] = Err(error),
+        }
+    }
+    if columns.persistence_ids.is_empty() {
+        // Nothing to write; a failed rollback leaves nothing committed either.
+        let _ = tx.rollback().await;
+        return Fast::Done(results);
+    }
+    let (stream_ids, stream_highest): (Vec<&str>, Vec<i64>) = new_highest.into_iter().unzip();
+    let c = &columns;
+    let params: [&(dyn ToSql + Sync); 13] = [
+        &c.persistence_ids,
+        &c.sequence_nrs,
+        &c.manifests,
+        &c.versions,
+        &c.payloads,
+        &c.tags_from,
+        &c.tags_to,
+        &c.command_ids,
+        &c.timestamps,
+        &c.writer_ids,
+        &c.tags,
+        &stream_ids,
+        &stream_highest,
+    ];
+    if let Err(error) = tx.execute(&st.write_events, &params).await {
+        return give_up(tx, broken, batch, error).await;
+    }
+    Fast::Done(commit(tx, broken, results).await)
+}
+
+/// The part-by-part path: a savepoint per part, which isolates any failure to its part.
+async fn write_parts(
+    client: &mut Client,
+    st: &Statements,
+    broken: &AtomicBool,
+    batch: &[AtomicWrite],
+) -> Vec<Result<(), JournalError>> {
+    let pg = |error| fail(broken, error);
+    let mut tx = match client.transaction().await {
+        Ok(tx) => tx,
+        Err(error) => return all_failed(batch, pg(error)),
+    };
+    let mut results: Vec<Result<(), JournalError>> = batch.iter().map(|_| Ok(())).collect();
+    if batch.len() == 1 {
+        // One part: the transaction is its savepoint.
+        results[0] = write_part(&tx, st, broken, &batch[0]).await;
+    } else {
+        // Persistence-id order: concurrent batches lock streams in one order.
+        for index in stream_order(batch) {
+            let part = &batch[index];
+            if part.events.is_empty() {
+                continue;
+            }
+            results[index] = match tx.savepoint("factum_part").await {
+                Ok(savepoint) => match write_part(&savepoint, st, broken, part).await {
+                    Ok(()) => savepoint.commit().await.map_err(pg),
+                    Err(error) => {
+                        // A failed rollback surfaces in the commit below.
+                        let _ = savepoint.rollback().await;
+                        Err(error)
+                    }
+                },
+                Err(error) => Err(pg(error)),
+            };
+        }
+    }
+    if results.iter().all(Result::is_err) {
+        // Nothing to keep; a failed rollback leaves nothing committed either.
+        let _ = tx.rollback().await;
+        return results;
+    }
+    commit(tx, broken, results).await
+}
+
+/// Commits; if that fails, every part that was written gets the error.
+async fn commit(
+    tx: Transaction<'_>,
+    broken: &AtomicBool,
+    mut results: Vec<Result<(), JournalError>>,
+) -> Vec<Result<(), JournalError>> {
+    if let Err(error) = tx.commit().await {
+        let error = if ends_session(&error) {
+            // The session ended around the commit: it may have happened or not.
+            broken.store(true, Ordering::Relaxed);
+            JournalError::Unknown(format!("the PostgreSQL commit did not complete: {error}"))
+        } else {
+            // The server answered: the transaction was rolled back.
+            pg(error)
+        };
+        for result in &mut results {
+            if result.is_ok() {
+                *result = Err(error.clone());
+            }
+        }
+    }
+    results
+}
+
 impl PostgresJournal {
     async fn write_batch(&self, batch: Vec<AtomicWrite>) -> Vec<Result<(), JournalError>> {
-        let all = |error: JournalError| batch.iter().map(|_| Err(error.clone())).collect();
         let mut lease = match self.pool.get().await {
             Ok(lease) => lease,
-            Err(error) => return all(error),
+            Err(error) => return all_failed(&batch, error),
         };
-        let conn = lease.conn();
-        let (st, broken) = (&conn.st, &conn.broken);
-        let pg = |error| fail(broken, error);
-        let mut tx = match conn.client.transaction().await {
-            Ok(tx) => tx,
-            Err(error) => return all(pg(error)),
-        };
-        // Persistence-id order: concurrent batches lock streams in one order.
-        let mut order: Vec<usize> = (0..batch.len()).collect();
-        order.sort_by(|&a, &b| batch[a].persistence_id.cmp(&batch[b].persistence_id));
-        let mut results: Vec<Result<(), JournalError>> = batch.iter().map(|_| Ok(())).collect();
-        if batch.len() == 1 {
-            // One part: the transaction is its savepoint.
-            results[0] = write_part(&tx, st, broken, &batch[0]).await;
-        } else {
-            for index in order {
-                let part = &batch[index];
-                if part.events.is_empty() {
-                    continue;
-                }
-                results[index] = match tx.savepoint("factum_part").await {
-                    Ok(savepoint) => match write_part(&savepoint, st, broken, part).await {
-                        Ok(()) => savepoint.commit().await.map_err(pg),
-                        Err(error) => {
-                            // A failed rollback surfaces in the commit below.
-                            let _ = savepoint.rollback().await;
-                            Err(error)
-                        }
-                    },
-                    Err(error) => Err(pg(error)),
-                };
-            }
-        }
-        if results.iter().all(Result::is_err) {
-            // Nothing to keep; a failed rollback leaves nothing committed either.
-            let _ = tx.rollback().await;
+        let Conn { client, st, broken } = lease.conn();
+        if let Some(fits) = Fits::of(&batch)
+            && let Some(results) = write_if_fits(client, st, broken, &batch, &fits).await
+        {
             return results;
         }
-        if let Err(error) = tx.commit().await {
-            let error = if ends_session(&error) {
-                // The session ended around the commit: it may have happened or not.
-                broken.store(true, Ordering::Relaxed);
-                JournalError::Unknown(format!("the PostgreSQL commit did not complete: {error}"))
-            } else {
-                // The server answered: the transaction was rolled back.
-                pg(error)
-            };
-            for result in &mut results {
-                if result.is_ok() {
-                    *result = Err(error.clone());
-                }
-            }
+        match write_fast(client, st, broken, &batch).await {
+            Fast::Done(results) => results,
+            Fast::Fallback => write_parts(client, st, broken, &batch).await,
         }
-        results
     }
 
     /// Runs one statement on a pooled connection.

@@ -38,7 +38,8 @@ macro_rules! conformance_suite {
             read_lower_equals_upper, read_max_one, read_max_zero, read_lower_above_upper,
             unknown_persistence_id, highest_sequence_nr, positions_increase,
             delete_to_hides_events_keeps_highest, empty_part_writes_nothing,
-            batch_atomicity_per_aggregate, duplicate_sequence_nr_is_conflict,
+            batch_atomicity_per_aggregate, batch_conflict_among_new_and_existing_streams,
+            duplicate_sequence_nr_is_conflict,
             gap_is_conflict, two_handles_one_winner_per_sequence_nr,
             tags_and_command_ids_round_trip, read_by_tag_in_global_order, read_all_pages,
             persistence_ids_of_any_utf8, snapshot_latest_wins,
@@ -310,6 +311,62 @@ pub async fn batch_atomicity_per_aggregate(f: &impl Factory) {
         "the stored event is the first writer's"
     );
     assert_eq!(j.read_all(0, 100).await.unwrap().len(), 2 + 3 + 2 + 1);
+}
+
+/// Only the conflicting part of a batch fails, next to parts of a brand-new stream and of
+/// existing ones (one of them in two parts, the second continuing the first).
+pub async fn batch_conflict_among_new_and_existing_streams(f: &impl Factory) {
+    let j = f.journal().await;
+    append(&j, "old", 1..=2).await;
+    append(&j, "taken", 1..=3).await;
+    let mut fresh = part("fresh", 1..=2);
+    fresh.events[1].tags = Tags::fixed(&["batch-tag"]);
+    let mut old = part("old", 3..=4);
+    old.events[0].tags = Tags::fixed(&["batch-tag", "other"]);
+    let results = j
+        .write(vec![
+            part("taken", 3..=4), // 3 is taken
+            fresh,
+            old,
+            part("old", 5..=5),
+            part("unborn", 2..=2), // a new stream starts at 1
+        ])
+        .await;
+    assert_eq!(results.len(), 5);
+    assert_conflict(results[0].clone(), "taken", 3);
+    assert!(results[1].is_ok(), "{:?}", results[1]);
+    assert!(results[2].is_ok(), "{:?}", results[2]);
+    assert!(results[3].is_ok(), "{:?}", results[3]);
+    assert_conflict(results[4].clone(), "unborn", 1);
+    assert_eq!(read(&j, "taken", 1, ALL, 100).await, [1, 2, 3]);
+    assert_eq!(j.highest_sequence_nr("taken").await.unwrap(), 3);
+    assert_eq!(read(&j, "fresh", 1, ALL, 100).await, [1, 2]);
+    assert_eq!(j.highest_sequence_nr("fresh").await.unwrap(), 2);
+    assert_eq!(read(&j, "old", 1, ALL, 100).await, [1, 2, 3, 4, 5]);
+    assert_eq!(j.highest_sequence_nr("old").await.unwrap(), 5);
+    assert!(read(&j, "unborn", 1, ALL, 100).await.is_empty());
+    assert_eq!(j.highest_sequence_nr("unborn").await.unwrap(), 0);
+    let old = j.read("old", 1, ALL, 100).await.unwrap();
+    assert!(
+        old.windows(2).all(|w| w[0].position < w[1].position),
+        "positions increase in the stream"
+    );
+    let tagged: Vec<(String, u64)> = j
+        .read_tag("batch-tag", 0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| (e.persistence_id.to_string(), e.sequence_nr))
+        .collect();
+    assert_eq!(tagged.len(), 2);
+    assert!(tagged.contains(&("fresh".into(), 2)) && tagged.contains(&("old".into(), 3)));
+    let back = j.read("old", 3, 3, 1).await.unwrap();
+    let tags: Vec<&str> = back[0].tags.iter().collect();
+    assert_eq!(tags, ["batch-tag", "other"]);
+    assert_eq!(j.read_all(0, 100).await.unwrap().len(), 2 + 3 + 2 + 3);
+    // The batch goes on from there.
+    append(&j, "fresh", 3..=3).await;
+    append(&j, "taken", 4..=4).await;
 }
 
 pub async fn duplicate_sequence_nr_is_conflict(f: &impl Factory) {

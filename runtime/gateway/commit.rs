@@ -18,8 +18,8 @@ const MAX_BATCH: usize = 1024;
 
 /// How many journal calls may be in flight at once. More than one lets a store that
 /// batches on its own (SQLite's writer thread) or has several connections (Postgres) take
-/// the next batch while one commits.
-const MAX_IN_FLIGHT: usize = 2;
+/// the next batch while one commits; four matches the PostgreSQL pool's default size.
+const MAX_IN_FLIGHT: usize = 4;
 
 /// How many further journal calls a leader makes for others before handing on to a task.
 const LEADER_ROUNDS: usize = 4;

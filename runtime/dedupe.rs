@@ -4,7 +4,7 @@
 //! keeps `(version, count)`: the events themselves are in the journal (`version - count + 1
 //! ..= version`) and are read back on the rare repeat. Lookups and inserts are O(1).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque, hash_map};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -34,25 +34,29 @@ impl Window {
         if capacity == 0 {
             return;
         }
-        if let Some(existing) = self.entries.get_mut(command_id) {
-            if self.order.back() == Some(command_id)
-                && existing.version + u64::from(entry.count) == entry.version
-            {
-                existing.version = entry.version;
-                existing.count += entry.count;
-                return;
+        match self.entries.entry(Arc::clone(command_id)) {
+            hash_map::Entry::Vacant(slot) => {
+                slot.insert(entry);
+                self.order.push_back(Arc::clone(command_id));
+                while self.order.len() > capacity {
+                    if let Some(old) = self.order.pop_front() {
+                        self.entries.remove(&old);
+                    }
+                }
             }
-            // A reused id: the newer command wins.
-            *existing = entry;
-            self.order.retain(|id| id != command_id);
-            self.order.push_back(command_id.clone());
-            return;
-        }
-        self.entries.insert(command_id.clone(), entry);
-        self.order.push_back(command_id.clone());
-        while self.order.len() > capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.entries.remove(&old);
+            hash_map::Entry::Occupied(mut slot) => {
+                let existing = slot.get_mut();
+                if self.order.back() == Some(command_id)
+                    && existing.version + u64::from(entry.count) == entry.version
+                {
+                    existing.version = entry.version;
+                    existing.count += entry.count;
+                    return;
+                }
+                // A reused id: the newer command wins.
+                *existing = entry;
+                self.order.retain(|id| id != command_id);
+                self.order.push_back(Arc::clone(command_id));
             }
         }
     }

@@ -165,7 +165,8 @@ impl<A: Aggregate> RepositoryBuilder<A> {
         self
     }
 
-    /// Evicts aggregates from memory after this long without a command (default 5 minutes).
+    /// Evicts aggregates from memory after this long without a command, at most twice
+    /// this long (default 5 minutes).
     pub fn passivate_after(mut self, idle: Duration) -> Self {
         self.passivate_after = Some(idle);
         self
@@ -298,7 +299,7 @@ impl<A: Aggregate> Repository<A> {
     /// Evicts every aggregate that has no command in flight; they recover on their next
     /// command. Idle aggregates are also evicted by themselves (`passivate_after`).
     pub fn passivate_idle(&self) {
-        self.inner.slots.passivate(0);
+        self.inner.slots.passivate(true);
     }
 
     /// Committed events, as they are committed. A receiver that lags more than
@@ -370,13 +371,14 @@ impl<A: Aggregate> Repository<A> {
                 return;
             };
             let weak = Arc::downgrade(&self.inner);
-            let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
-            let period = (idle / 2).max(Duration::from_millis(10));
+            // An aggregate untouched for a whole period goes at the next sweep: after at
+            // least `passivate_after` idle, at most twice that.
+            let period = idle.max(Duration::from_millis(10));
             runtime.spawn(async move {
                 loop {
                     tokio::time::sleep(period).await;
                     let Some(inner) = weak.upgrade() else { return };
-                    inner.slots.passivate(idle_ms);
+                    inner.slots.passivate(false);
                 }
             });
         });

@@ -9,13 +9,23 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
 
 use crate::aggregate::{Aggregate, Command};
 use crate::dedupe::Window;
 
 type Id<A> = <<A as Aggregate>::Command as Command>::Id;
-type Shard<A> = Mutex<HashMap<Id<A>, Arc<Slot<A>>>>;
+
+/// One shard: its slots and a logical clock that ticks on every lookup. Slots remember
+/// the tick of their last use: it orders them for eviction, and the sweep compares it with
+/// the tick of the previous sweep. (No system clock on the command path.)
+#[derive(Default)]
+struct Shard<A: Aggregate> {
+    map: HashMap<Id<A>, Arc<Slot<A>>>,
+    clock: u64,
+    /// The clock at the previous idle sweep: a slot last used at or before it has seen no
+    /// command for a whole sweep period.
+    swept_at: u64,
+}
 
 const SHARDS: usize = 32;
 
@@ -28,7 +38,7 @@ pub(crate) struct Live<A> {
 
 pub(crate) struct Slot<A> {
     pub persistence_id: Arc<str>,
-    /// Milliseconds since the map was created, when a command last asked for the slot.
+    /// The shard's clock when a command last asked for the slot.
     last_used: AtomicU64,
     /// `None` until recovered, and again whenever memory may disagree with the journal.
     pub cell: tokio::sync::Mutex<Option<Live<A>>>,
@@ -38,33 +48,35 @@ pub(crate) struct Slot<A> {
 }
 
 pub(crate) struct Slots<A: Aggregate> {
-    shards: Box<[Shard<A>]>,
+    shards: Box<[Mutex<Shard<A>>]>,
     hasher: RandomState,
     len: AtomicUsize,
     max: usize,
-    epoch: Instant,
 }
 
 impl<A: Aggregate> Slots<A> {
     pub fn new(max: usize) -> Self {
         Slots {
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        map: HashMap::new(),
+                        clock: 0,
+                        swept_at: 0,
+                    })
+                })
+                .collect(),
             hasher: RandomState::new(),
             len: AtomicUsize::new(0),
             max: max.max(1),
-            epoch: Instant::now(),
         }
     }
 
-    fn shard(&self, index: usize) -> MutexGuard<'_, HashMap<Id<A>, Arc<Slot<A>>>> {
+    fn shard(&self, index: usize) -> MutexGuard<'_, Shard<A>> {
         // Map operations do not panic midway in a way that breaks the map.
         self.shards[index]
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn now(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// How many aggregates are in memory.
@@ -75,9 +87,10 @@ impl<A: Aggregate> Slots<A> {
     /// The slot of `id`, created (unrecovered) if it is not in memory.
     pub fn get(&self, id: &Id<A>) -> Arc<Slot<A>> {
         let index = (self.hasher.hash_one(id) as usize) % SHARDS;
-        let now = self.now();
         let mut shard = self.shard(index);
-        if let Some(slot) = shard.get(id) {
+        shard.clock += 1;
+        let now = shard.clock;
+        if let Some(slot) = shard.map.get(id) {
             slot.last_used.store(now, Ordering::Relaxed);
             return Arc::clone(slot);
         }
@@ -87,7 +100,7 @@ impl<A: Aggregate> Slots<A> {
             cell: tokio::sync::Mutex::new(None),
             verify_highest: AtomicBool::new(false),
         });
-        shard.insert(id.clone(), Arc::clone(&slot));
+        shard.map.insert(id.clone(), Arc::clone(&slot));
         drop(shard);
         if self.len.fetch_add(1, Ordering::Relaxed) + 1 > self.max {
             self.evict(index);
@@ -103,12 +116,13 @@ impl<A: Aggregate> Slots<A> {
             let mut shard = self.shard((first + offset) % SHARDS);
             while self.len.load(Ordering::Relaxed) > self.max {
                 let oldest = shard
+                    .map
                     .iter()
                     .filter(|(_, slot)| Arc::strong_count(slot) == 1)
                     .min_by_key(|(_, slot)| slot.last_used.load(Ordering::Relaxed))
                     .map(|(id, _)| id.clone());
                 let Some(id) = oldest else { break };
-                shard.remove(&id);
+                shard.map.remove(&id);
                 self.len.fetch_sub(1, Ordering::Relaxed);
             }
             if self.len.load(Ordering::Relaxed) <= self.max {
@@ -117,16 +131,20 @@ impl<A: Aggregate> Slots<A> {
         }
     }
 
-    /// Evicts every idle aggregate not used for `idle_ms` milliseconds.
-    pub fn passivate(&self, idle_ms: u64) {
-        let cutoff = self.now().saturating_sub(idle_ms);
+    /// Evicts every idle aggregate that no command asked for since the previous sweep
+    /// (`all`: every idle aggregate). Run every `passivate_after`, it evicts aggregates
+    /// idle for between one and two periods.
+    pub fn passivate(&self, all: bool) {
         for index in 0..SHARDS {
             let mut shard = self.shard(index);
-            let before = shard.len();
-            shard.retain(|_, slot| {
+            let cutoff = if all { u64::MAX } else { shard.swept_at };
+            shard.swept_at = shard.clock;
+            let before = shard.map.len();
+            shard.map.retain(|_, slot| {
                 Arc::strong_count(slot) > 1 || slot.last_used.load(Ordering::Relaxed) > cutoff
             });
-            self.len.fetch_sub(before - shard.len(), Ordering::Relaxed);
+            self.len
+                .fetch_sub(before - shard.map.len(), Ordering::Relaxed);
         }
     }
 }

@@ -54,3 +54,33 @@ async fn passivate_idle_evicts_and_the_state_comes_back() {
     let (state, version) = repo.state(&"a".to_string()).await.unwrap();
     assert_eq!((state.value, version, state.applied), (3, 1, 1));
 }
+
+/// The idle sweep takes only what no command touched for a whole period: an aggregate
+/// in use stays (it never needs recovering), an idle one goes.
+#[tokio::test]
+async fn the_sweep_keeps_aggregates_in_use() {
+    let journal = Faulty::new(MemoryJournal::new());
+    let repo: Repository<Counter> = Repository::builder(journal.clone())
+        .passivate_after(Duration::from_millis(300))
+        .build();
+    repo.send(add("cold", 1)).await.unwrap();
+    repo.send(add("hot", 1)).await.unwrap();
+    let reads = journal.reads();
+    // Touch `hot` every 5 ms until `cold` is gone (at most 10 s on a loaded machine).
+    let mut sent = 1;
+    for _ in 0..2000 {
+        if repo.in_memory() == 1 {
+            break;
+        }
+        repo.send(add("hot", 1)).await.unwrap();
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(repo.in_memory(), 1, "the idle aggregate was not passivated");
+    assert_eq!(
+        journal.reads(),
+        reads,
+        "the aggregate in use was passivated and recovered"
+    );
+    assert_eq!(repo.state(&"hot".to_string()).await.unwrap().1, sent);
+}

@@ -1,6 +1,5 @@
 //! Event and snapshot encoding errors, and event tags.
 
-use std::borrow::Cow;
 use std::fmt;
 
 /// Why a payload could not be encoded or decoded.
@@ -95,15 +94,6 @@ impl Tags {
     /// Whether there are no tags.
     pub fn is_empty(&self) -> bool {
         self.fixed.is_empty() && self.owned.is_empty()
-    }
-
-    /// The tags as owned strings.
-    pub fn to_vec(&self) -> Vec<Cow<'static, str>> {
-        self.fixed
-            .iter()
-            .map(|t| Cow::Borrowed(*t))
-            .chain(self.owned.iter().cloned().map(Cow::Owned))
-            .collect()
     }
 }
 

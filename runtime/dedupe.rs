@@ -2,10 +2,12 @@
 //!
 //! A receipt is the events a command wrote and the version after it, so an entry only
 //! keeps `(version, count)`: the events themselves are in the journal (`version - count + 1
-//! ..= version`) and are read back on the rare repeat. Lookups and inserts are O(1).
+//! ..= version`) and are read back on the rare repeat. Lookups and inserts are O(1), and a
+//! command id is hashed once per command ([`CommandId`]), not once per map operation.
 
-use std::collections::{HashMap, VecDeque, hash_map};
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -16,63 +18,186 @@ pub(crate) struct Entry {
     pub count: u32,
 }
 
+/// A command id with its hash, computed once with a keyed (per-process random) SipHash,
+/// so that ids chosen by clients cannot force collisions.
+#[derive(Debug, Clone)]
+pub(crate) struct CommandId {
+    hash: u64,
+    id: Arc<str>,
+}
+
+impl CommandId {
+    pub fn new(id: &str) -> Self {
+        Self::from_arc(Arc::from(id))
+    }
+
+    pub fn from_arc(id: Arc<str>) -> Self {
+        static KEYS: OnceLock<RandomState> = OnceLock::new();
+        let hash = KEYS.get_or_init(RandomState::new).hash_one(&*id);
+        CommandId { hash, id }
+    }
+
+    pub fn as_arc(&self) -> &Arc<str> {
+        &self.id
+    }
+}
+
+impl PartialEq for CommandId {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && (Arc::ptr_eq(&self.id, &other.id) || self.id == other.id)
+    }
+}
+
+impl Eq for CommandId {}
+
+impl Hash for CommandId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// Hands the precomputed hash of a [`CommandId`] to the map unchanged.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used by `CommandId`; fold anything else in all the same.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+}
+
+/// One recorded command.
+#[derive(Debug)]
+struct Item {
+    id: CommandId,
+    entry: Entry,
+    /// Superseded by a newer command with the same id.
+    dead: bool,
+    /// A newer id with the same hash holds the index slot: found by a scan.
+    shadowed: bool,
+}
+
+/// The last N recorded commands, oldest first, and an index from hash to position.
+///
+/// Each command costs one hash (in [`CommandId`]), one index probe on lookup, one index
+/// insert and, once full, one eviction. Two ids whose 64-bit keyed hashes collide stay
+/// correct: the older one is marked `shadowed` and found by a scan, which runs only
+/// while such an item is in the window.
 #[derive(Debug, Default)]
 pub(crate) struct Window {
-    entries: HashMap<Arc<str>, Entry>,
-    /// Insertion order, oldest first, for eviction.
-    order: VecDeque<Arc<str>>,
+    ring: VecDeque<Item>,
+    /// The position of `ring[0]`: items are numbered in the order they were recorded.
+    base: u64,
+    /// Hash → position of the newest live item with that hash.
+    index: HashMap<u64, u64, BuildHasherDefault<PassThrough>>,
+    /// How many items are `shadowed`.
+    shadowed: usize,
 }
 
 impl Window {
-    pub fn get(&self, command_id: &str) -> Option<Entry> {
-        self.entries.get(command_id).copied()
+    pub fn get(&self, command_id: &CommandId) -> Option<Entry> {
+        self.find(command_id).map(|offset| self.ring[offset].entry)
+    }
+
+    /// The ring offset of the live item for `command_id`.
+    fn find(&self, command_id: &CommandId) -> Option<usize> {
+        if let Some(&position) = self.index.get(&command_id.hash) {
+            let offset = usize::try_from(position - self.base).ok()?;
+            if self
+                .ring
+                .get(offset)
+                .is_some_and(|item| !item.dead && item.id == *command_id)
+            {
+                return Some(offset);
+            }
+        }
+        if self.shadowed > 0 {
+            return self
+                .ring
+                .iter()
+                .rposition(|item| item.shadowed && item.id == *command_id);
+        }
+        None
     }
 
     /// Records a command. An event-sourced stream can record the same command id over
-    /// several events; those extend the newest entry instead of adding one.
-    pub fn record(&mut self, command_id: &Arc<str>, entry: Entry, capacity: usize) {
+    /// several events; those extend the newest entry instead of adding one. A reused id
+    /// supersedes the older command.
+    pub fn record(&mut self, command_id: &CommandId, entry: Entry, capacity: usize) {
         if capacity == 0 {
             return;
         }
-        match self.entries.entry(Arc::clone(command_id)) {
-            hash_map::Entry::Vacant(slot) => {
-                slot.insert(entry);
-                self.order.push_back(Arc::clone(command_id));
-                while self.order.len() > capacity {
-                    if let Some(old) = self.order.pop_front() {
-                        self.entries.remove(&old);
-                    }
-                }
+        if let Some(offset) = self.find(command_id) {
+            let newest = offset + 1 == self.ring.len();
+            let item = &mut self.ring[offset];
+            if newest && item.entry.version + u64::from(entry.count) == entry.version {
+                item.entry.version = entry.version;
+                item.entry.count += entry.count;
+                return;
             }
-            hash_map::Entry::Occupied(mut slot) => {
-                let existing = slot.get_mut();
-                if self.order.back() == Some(command_id)
-                    && existing.version + u64::from(entry.count) == entry.version
-                {
-                    existing.version = entry.version;
-                    existing.count += entry.count;
-                    return;
-                }
-                // A reused id: the newer command wins.
-                *existing = entry;
-                self.order.retain(|id| id != command_id);
-                self.order.push_back(Arc::clone(command_id));
+            item.dead = true;
+            if item.shadowed {
+                item.shadowed = false;
+                self.shadowed -= 1;
             }
         }
+        let position = self.base + self.ring.len() as u64;
+        if let Some(previous) = self.index.insert(command_id.hash, position)
+            && let Some(older) = usize::try_from(previous - self.base)
+                .ok()
+                .and_then(|offset| self.ring.get_mut(offset))
+            && !older.dead
+        {
+            older.shadowed = true;
+            self.shadowed += 1;
+        }
+        self.ring.push_back(Item {
+            id: command_id.clone(),
+            entry,
+            dead: false,
+            shadowed: false,
+        });
+        while self.ring.len() > capacity {
+            self.evict_oldest();
+        }
+    }
+
+    fn evict_oldest(&mut self) {
+        let Some(item) = self.ring.pop_front() else {
+            return;
+        };
+        if self.index.get(&item.id.hash) == Some(&self.base) {
+            self.index.remove(&item.id.hash);
+        } else if item.shadowed {
+            self.shadowed -= 1;
+        }
+        self.base += 1;
     }
 
     /// The entries, oldest first, for a snapshot.
     pub fn to_list(&self) -> Vec<(Arc<str>, Entry)> {
-        self.order
+        self.ring
             .iter()
-            .filter_map(|id| Some((id.clone(), *self.entries.get(id)?)))
+            .filter(|item| !item.dead)
+            .map(|item| (Arc::clone(&item.id.id), item.entry))
             .collect()
     }
 
     pub fn from_list(list: Vec<(Arc<str>, Entry)>, capacity: usize) -> Self {
         let mut window = Window::default();
         for (id, entry) in list {
-            window.record(&id, entry, capacity);
+            window.record(&CommandId::from_arc(id), entry, capacity);
         }
         window
     }
@@ -82,8 +207,8 @@ impl Window {
 mod tests {
     use super::*;
 
-    fn id(s: &str) -> Arc<str> {
-        Arc::from(s)
+    fn id(s: &str) -> CommandId {
+        CommandId::new(s)
     }
 
     #[test]
@@ -99,17 +224,17 @@ mod tests {
                 3,
             );
         }
-        assert_eq!(w.get("c1"), None);
-        assert_eq!(w.get("c2"), None);
+        assert_eq!(w.get(&id("c1")), None);
+        assert_eq!(w.get(&id("c2")), None);
         assert_eq!(
-            w.get("c3"),
+            w.get(&id("c3")),
             Some(Entry {
                 version: 3,
                 count: 1
             })
         );
         assert_eq!(
-            w.get("c5"),
+            w.get(&id("c5")),
             Some(Entry {
                 version: 5,
                 count: 1
@@ -138,7 +263,7 @@ mod tests {
             8,
         );
         assert_eq!(
-            w.get("a"),
+            w.get(&id("a")),
             Some(Entry {
                 version: 2,
                 count: 2
@@ -157,7 +282,7 @@ mod tests {
             },
             0,
         );
-        assert_eq!(w.get("a"), None);
+        assert_eq!(w.get(&id("a")), None);
     }
 
     #[test]
@@ -181,5 +306,118 @@ mod tests {
         );
         let back = Window::from_list(w.to_list(), 8);
         assert_eq!(back.to_list(), w.to_list());
+    }
+
+    #[test]
+    fn ids_with_one_hash_stay_apart() {
+        let forged = |s: &str| CommandId {
+            hash: 7,
+            id: Arc::from(s),
+        };
+        let mut w = Window::default();
+        let a = Entry {
+            version: 1,
+            count: 1,
+        };
+        let b = Entry {
+            version: 2,
+            count: 1,
+        };
+        w.record(&forged("a"), a, 8);
+        w.record(&forged("b"), b, 8);
+        assert_eq!(w.get(&forged("a")), Some(a));
+        assert_eq!(w.get(&forged("b")), Some(b));
+        assert_eq!(w.get(&forged("c")), None);
+        // Evicting one leaves the other.
+        w.record(
+            &forged("c"),
+            Entry {
+                version: 3,
+                count: 1,
+            },
+            2,
+        );
+        assert_eq!(w.get(&forged("a")), None);
+        assert_eq!(w.get(&forged("b")), Some(b));
+    }
+
+    #[test]
+    fn one_id_hashes_the_same_every_time() {
+        assert_eq!(id("req-1"), id("req-1"));
+        assert_ne!(id("req-1"), id("req-2"));
+    }
+
+    /// The window against a plain list with linear scans, over a random mix of new,
+    /// repeated and colliding ids (three hashes for twelve ids).
+    #[test]
+    fn agrees_with_a_plain_list() {
+        struct Model {
+            items: Vec<(String, Entry, bool)>,
+        }
+        impl Model {
+            fn find(&self, id: &str) -> Option<usize> {
+                self.items.iter().rposition(|(i, _, dead)| !dead && i == id)
+            }
+            fn record(&mut self, id: &str, entry: Entry, capacity: usize) {
+                if let Some(at) = self.find(id) {
+                    let newest = at + 1 == self.items.len();
+                    let item = &mut self.items[at];
+                    if newest && item.1.version + u64::from(entry.count) == entry.version {
+                        item.1.version = entry.version;
+                        item.1.count += entry.count;
+                        return;
+                    }
+                    item.2 = true;
+                }
+                self.items.push((id.to_owned(), entry, false));
+                while self.items.len() > capacity {
+                    self.items.remove(0);
+                }
+            }
+        }
+        let ids: Vec<String> = (0..12).map(|i| format!("id-{i}")).collect();
+        let forged = |s: &str| CommandId {
+            hash: s.bytes().map(u64::from).sum::<u64>() % 3,
+            id: Arc::from(s),
+        };
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for capacity in [1, 2, 5, 16] {
+            let mut window = Window::default();
+            let mut model = Model { items: Vec::new() };
+            let mut version = 0;
+            for _ in 0..5_000 {
+                let id = &ids[next(12) as usize];
+                let count = next(3) as u32;
+                version += u64::from(count);
+                let entry = Entry { version, count };
+                window.record(&forged(id), entry, capacity);
+                model.record(id, entry, capacity);
+                for id in &ids {
+                    let expected = model.find(id).map(|at| model.items[at].1);
+                    assert_eq!(window.get(&forged(id)), expected, "{id}");
+                }
+                let shadowed = window.ring.iter().filter(|item| item.shadowed).count();
+                assert_eq!(window.shadowed, shadowed);
+                assert!(window.ring.len() <= capacity);
+            }
+            let listed: Vec<(String, Entry)> = window
+                .to_list()
+                .into_iter()
+                .map(|(id, entry)| (id.to_string(), entry))
+                .collect();
+            let expected: Vec<(String, Entry)> = model
+                .items
+                .iter()
+                .filter(|item| !item.2)
+                .map(|(id, entry, _)| (id.clone(), *entry))
+                .collect();
+            assert_eq!(listed, expected);
+        }
     }
 }

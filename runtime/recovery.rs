@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{Aggregate, Event};
 use crate::codec::{CodecError, DecodeError};
-use crate::dedupe::{Entry, Window};
+use crate::dedupe::{CommandId, Entry, Window};
 use crate::error::Error;
 use crate::gateway::Inner;
 use crate::gateway::slots::{Live, Slot};
@@ -73,7 +73,8 @@ pub(crate) async fn recover<A: Aggregate>(
                     version: record.sequence_nr,
                     count: 1,
                 };
-                live.window.record(command_id, entry, window);
+                live.window
+                    .record(&CommandId::from_arc(Arc::clone(command_id)), entry, window);
             }
         };
         let count = inner

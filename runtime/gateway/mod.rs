@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, broadcast};
 
 use crate::aggregate::{Aggregate, Command, Event};
-use crate::dedupe::Entry;
+use crate::dedupe::{CommandId, Entry};
 use crate::error::Error;
 use crate::recovery::{self, decode, encode_snapshot};
 use crate::store::{
@@ -419,17 +419,14 @@ impl<A: Aggregate> Inner<A> {
         };
 
         // Dedupe: a repeat gets the first receipt; `handle` does not run.
-        let command_id = match command.command_id() {
-            Some(id) if self.config.dedupe_window > 0 => {
-                if let Some(entry) = live.window.get(id) {
-                    *cell = Some(live);
-                    return Outcome::Done(self.cached_receipt(pid, entry).await);
-                }
-                Some(Arc::<str>::from(id))
-            }
-            Some(id) => Some(Arc::<str>::from(id)),
-            None => None,
-        };
+        let command_id = command.command_id().map(CommandId::new);
+        if let Some(id) = &command_id
+            && self.config.dedupe_window > 0
+            && let Some(entry) = live.window.get(id)
+        {
+            *cell = Some(live);
+            return Outcome::Done(self.cached_receipt(pid, entry).await);
+        }
 
         let expected = command.expected_version();
         if let Some(expected) = expected
@@ -555,7 +552,7 @@ impl<A: Aggregate> Inner<A> {
         pid: &Arc<str>,
         version: u64,
         events: &[A::Event],
-        command_id: Option<&Arc<str>>,
+        command_id: Option<&CommandId>,
     ) -> Result<Vec<EventRecord>, JournalError> {
         let timestamp = now_millis();
         let mut sequence_nr = version;
@@ -572,7 +569,7 @@ impl<A: Aggregate> Inner<A> {
                         .encode()
                         .map_err(|e| JournalError::Encode(e.to_string()))?,
                     tags: event.tags(),
-                    command_id: command_id.cloned(),
+                    command_id: command_id.map(|id| Arc::clone(id.as_arc())),
                     timestamp,
                     writer_id: Arc::clone(&self.writer_id),
                     position: 0,

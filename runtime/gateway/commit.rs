@@ -16,10 +16,12 @@ use crate::store::{AtomicWrite, Journal, JournalError};
 /// At most this many aggregates' parts go into one journal call.
 const MAX_BATCH: usize = 1024;
 
-/// How many journal calls may be in flight at once. More than one lets a store that
-/// batches on its own (SQLite's writer thread) or has several connections (Postgres) take
-/// the next batch while one commits; four matches the PostgreSQL pool's default size.
-const MAX_IN_FLIGHT: usize = 4;
+/// How many journal calls may be in flight at once. Two: one batch commits while the next
+/// gathers, so the journal is never idle while commands wait. More would split the waiting
+/// commands into smaller batches that each pay for a statement and a commit: on
+/// PostgreSQL, whose server is the bottleneck, four calls in flight ran D2 (BENCHMARKS.md)
+/// at two thirds of the speed of two.
+const MAX_IN_FLIGHT: usize = 2;
 
 /// How many further journal calls a leader makes for others before handing on to a task.
 const LEADER_ROUNDS: usize = 4;

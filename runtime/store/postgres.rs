@@ -11,8 +11,10 @@
 //!   (JSON text: `select payload::jsonb from factum_events` in `psql`), `tags` (`text[]`),
 //!   `command_id`, `timestamp` (milliseconds since the Unix epoch) and `writer_id`;
 //! - `factum_event_tags (tag, position)`: the index for reading by tag;
-//! - `factum_streams (persistence_id, highest)`: the highest sequence number of every
-//!   stream, which deleting events never lowers;
+//! - `factum_streams (persistence_id, highest)`: for a stream whose events were deleted,
+//!   its highest sequence number at the time, so that deleting never lowers it (a
+//!   stream's highest is the larger of this and its newest event's; writes touch only
+//!   `factum_events` and the tag index);
 //! - `factum_snapshots (persistence_id, sequence_nr, version, payload, timestamp)`.
 //!
 //! The tables live in the connection's `search_path` (normally `public`). To keep several
@@ -23,35 +25,34 @@
 //! # Writing
 //!
 //! One transaction per [`Journal::write`] call, in a constant number of round trips
-//! whatever the batch's size.
+//! whatever the batch's size. No stream row is locked or updated: the unique
+//! `(persistence_id, sequence_nr)` key is what keeps two writers of a stream apart. A part
+//! is written only if it starts right after its stream's highest number, and a number
+//! taken in the meantime by a concurrent writer fails the insert (the second inserter
+//! waits for the first to commit, then fails). Events are inserted in persistence-id and
+//! sequence order, so concurrent batches wait on each other's keys in one order and never
+//! deadlock.
 //!
 //! First, if every part of the batch can be encoded and continues the part before it of its
-//! stream, the whole batch is one statement in a transaction of its own, one round trip:
-//! it locks the `factum_streams` rows of the batch's streams (`SELECT ... FOR UPDATE`, in
-//! persistence-id (byte) order, so that concurrent batches always lock streams in one
-//! order and never deadlock), checks that each stream's highest number is the one the
-//! batch continues, and only then inserts the events of every part (`unnest` of one array
-//! per column, in stream and sequence order, so that positions increase in every stream),
-//! their tag index rows, and moves the streams' highest numbers. If a stream has moved on,
-//! it writes nothing, and:
+//! stream, the whole batch is one statement, one round trip: it checks that each stream's
+//! highest number is the one the batch continues and only then inserts the events of every
+//! part (`unnest` of one array per column, so that positions increase in every stream) and
+//! their tag index rows. If a stream has moved on, it writes nothing, and:
 //!
-//! 1. in a transaction (`BEGIN`, two statements, `COMMIT`), one `SELECT ... FOR UPDATE`
-//!    locks the batch's streams the same way and reads their highest numbers;
+//! 1. in a transaction (`BEGIN`, two statements, `COMMIT`), one statement reads the
+//!    batch's streams' highest numbers;
 //! 2. each part is checked in Rust, in persistence-id order (parts of one stream in batch
 //!    order, a later one continuing from an earlier one): a part whose sequence numbers do
 //!    not continue its stream is a [`JournalError::Conflict`] and nothing of it is
 //!    written; the others are not affected;
-//! 3. one statement inserts the accepted parts' events and tags and moves their streams'
-//!    highest numbers, as above.
+//! 3. one statement inserts the accepted parts' events and tags, as above.
 //!
-//! A new stream has no row to lock yet, so two writers may both try its first sequence
-//! numbers: the unique `(persistence_id, sequence_nr)` key makes the second one's insert
-//! fail once the first commits. Then (and on any other refusal by the server, such as a
-//! NUL character) the statement's transaction is rolled back and the batch is written
-//! again by the next path, in the end part by part: a savepoint per part, which locks its
-//! stream, checks it and inserts its events, so that the failure is isolated to its part
-//! (a taken number is a conflict there too). A commit whose answer is lost (the
-//! connection dropped) is [`JournalError::Unknown`].
+//! When an insert finds a number taken (a concurrent writer got there first), or the
+//! server refuses a statement for another reason (such as a NUL character), the
+//! transaction is rolled back and the batch is written again by the next path, in the end
+//! part by part: a savepoint per part, which checks its stream and inserts its events, so
+//! that the failure is isolated to its part (a taken number is a conflict there). A commit
+//! whose answer is lost (the connection dropped) is [`JournalError::Unknown`].
 //!
 //! # Global order
 //!
@@ -129,10 +130,24 @@ CREATE TABLE IF NOT EXISTS factum_schema_version (
 );
 ";
 
-/// The batched write: every event of the batch (in stream order, each stream's events in
-/// sequence order, so that positions increase in every stream), their tag index rows and
-/// the streams' new highest numbers, in one statement. An event's `tags` are the slice
-/// `$11[from:to]` of one flat array (SQL arrays of arrays must be rectangular).
+/// A stream's highest sequence number (NULL for a stream never written): its newest
+/// event's, or the one kept when its events were deleted, whichever is larger.
+macro_rules! highest_of {
+    ($pid:literal) => {
+        concat!(
+            "GREATEST((SELECT max(sequence_nr) FROM factum_events WHERE persistence_id = ",
+            $pid,
+            "), (SELECT highest FROM factum_streams WHERE persistence_id = ",
+            $pid,
+            "))"
+        )
+    };
+}
+
+/// The batched insert: every event of the batch (in stream order, each stream's events in
+/// sequence order, so that positions increase in every stream) and their tag index rows,
+/// in one statement. An event's `tags` are the slice `$11[from:to]` of one flat array (SQL
+/// arrays of arrays must be rectangular).
 const WRITE_EVENTS: &str = "
 WITH input AS (
     SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::text[],
@@ -146,30 +161,28 @@ WITH input AS (
            ($11::text[])[tags_from:tags_to], command_id, timestamp, writer_id
     FROM input ORDER BY ord
     RETURNING position, tags
-), tagged AS (
-    INSERT INTO factum_event_tags (tag, position)
-    SELECT t.tag, e.position FROM events e, unnest(e.tags) AS t(tag)
-    ON CONFLICT DO NOTHING
 )
-INSERT INTO factum_streams (persistence_id, highest)
-SELECT * FROM unnest($12::text[], $13::int8[])
-ON CONFLICT (persistence_id) DO UPDATE
-    SET highest = GREATEST(factum_streams.highest, EXCLUDED.highest)
+INSERT INTO factum_event_tags (tag, position)
+SELECT t.tag, e.position FROM events e, unnest(e.tags) AS t(tag)
+ON CONFLICT DO NOTHING
 ";
 
 /// [`WRITE_EVENTS`] as one statement of its own (no explicit transaction: one round trip)
-/// that first locks the batch's streams and writes only if every stream's highest number
-/// is `$14` (0 for a stream without a row), the number the batch continues. Answers
-/// whether it wrote.
+/// that writes only if every stream `$12` has the highest number `$13` (0 for a new
+/// stream), the number the batch continues. Answers whether it wrote.
+///
+/// The check is one index probe per stream: the event `$13` exists, or (all its events
+/// deleted, or a new stream) the kept highest is `$13`. That is "the highest is at least
+/// `$13`"; a stream that is further on has `$13 + 1` taken, which fails the insert.
 const WRITE_IF_FITS: &str = "
-WITH locked AS (
-    SELECT persistence_id, highest FROM factum_streams
-    WHERE persistence_id = ANY($12::text[])
-    ORDER BY persistence_id COLLATE \"C\" FOR UPDATE
-), fits AS (
-    SELECT bool_and(COALESCE(l.highest, 0) = s.expected) AS ok
-    FROM unnest($12::text[], $14::int8[]) AS s(persistence_id, expected)
-    LEFT JOIN locked l ON l.persistence_id = s.persistence_id
+WITH fits AS (
+    SELECT bool_and(
+        EXISTS (SELECT 1 FROM factum_events e
+                WHERE e.persistence_id = s.persistence_id AND e.sequence_nr = s.expected)
+        OR COALESCE((SELECT highest FROM factum_streams t
+                     WHERE t.persistence_id = s.persistence_id), 0) = s.expected
+    ) AS ok
+    FROM unnest($12::text[], $13::int8[]) AS s(persistence_id, expected)
 ), input AS (
     SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::text[],
                          $6::int4[], $7::int4[], $8::text[], $9::int8[], $10::text[])
@@ -187,11 +200,6 @@ WITH locked AS (
     INSERT INTO factum_event_tags (tag, position)
     SELECT t.tag, e.position FROM events e, unnest(e.tags) AS t(tag)
     ON CONFLICT DO NOTHING
-), streams AS (
-    INSERT INTO factum_streams (persistence_id, highest)
-    SELECT * FROM unnest($12::text[], $13::int8[]) WHERE (SELECT ok FROM fits)
-    ON CONFLICT (persistence_id) DO UPDATE
-        SET highest = GREATEST(factum_streams.highest, EXCLUDED.highest)
 )
 SELECT ok FROM fits
 ";
@@ -317,14 +325,13 @@ struct Conn {
 }
 
 struct Statements {
-    lock_streams: Statement,
+    streams_highest: Statement,
     write_events: Statement,
     write_if_fits: Statement,
-    lock_stream: Statement,
+    stream_highest: Statement,
     insert_event: Statement,
     insert_tags: Statement,
-    upsert_stream: Statement,
-    highest: Statement,
+    keep_highest: Statement,
     read: Statement,
     read_all: Statement,
     read_tag: Statement,
@@ -338,17 +345,17 @@ struct Statements {
 impl Statements {
     async fn prepare(client: &Client) -> Result<Statements, tokio_postgres::Error> {
         Ok(Statements {
-            lock_streams: client
-                .prepare(
-                    "SELECT persistence_id, highest FROM factum_streams \
-                     WHERE persistence_id = ANY($1::text[]) \
-                     ORDER BY persistence_id COLLATE \"C\" FOR UPDATE",
-                )
+            streams_highest: client
+                .prepare(concat!(
+                    "SELECT s.persistence_id, ",
+                    highest_of!("s.persistence_id"),
+                    " FROM unnest($1::text[]) AS s(persistence_id)"
+                ))
                 .await?,
             write_events: client.prepare(WRITE_EVENTS).await?,
             write_if_fits: client.prepare(WRITE_IF_FITS).await?,
-            lock_stream: client
-                .prepare("SELECT highest FROM factum_streams WHERE persistence_id = $1 FOR UPDATE")
+            stream_highest: client
+                .prepare(concat!("SELECT ", highest_of!("$1")))
                 .await?,
             insert_event: client
                 .prepare(
@@ -363,14 +370,14 @@ impl Statements {
                      SELECT * FROM UNNEST($1::text[], $2::bigint[]) ON CONFLICT DO NOTHING",
                 )
                 .await?,
-            upsert_stream: client
+            keep_highest: client
                 .prepare(
-                    "INSERT INTO factum_streams (persistence_id, highest) VALUES ($1, $2) \
-                     ON CONFLICT (persistence_id) DO UPDATE SET highest = EXCLUDED.highest",
+                    "INSERT INTO factum_streams (persistence_id, highest) \
+                     SELECT $1, max(sequence_nr) FROM factum_events WHERE persistence_id = $1 \
+                     HAVING max(sequence_nr) IS NOT NULL \
+                     ON CONFLICT (persistence_id) DO UPDATE \
+                     SET highest = GREATEST(factum_streams.highest, EXCLUDED.highest)",
                 )
-                .await?,
-            highest: client
-                .prepare("SELECT highest FROM factum_streams WHERE persistence_id = $1")
                 .await?,
             read: client
                 .prepare(&format!(
@@ -589,11 +596,12 @@ async fn write_part(
     let Some(last) = part.events.last() else {
         return Ok(());
     };
-    let last_nr = to_i64(last.sequence_nr, "sequence number")?;
-    let highest = match tx.query_opt(&st.lock_stream, &[&pid]).await.map_err(pg)? {
-        Some(row) => row.try_get::<_, i64>(0).map_err(pg)?,
-        None => 0,
-    };
+    to_i64(last.sequence_nr, "sequence number")?;
+    let row = tx
+        .query_one(&st.stream_highest, &[&pid])
+        .await
+        .map_err(pg)?;
+    let highest = row.try_get::<_, Option<i64>>(0).map_err(pg)?.unwrap_or(0);
     check_sequence(pid, u64::try_from(highest).unwrap_or(0), &part.events)?;
     for event in &part.events {
         let tags = distinct_tags(&event.tags);
@@ -623,9 +631,6 @@ async fn write_part(
                 .map_err(pg)?;
         }
     }
-    tx.execute(&st.upsert_stream, &[&pid, &last_nr])
-        .await
-        .map_err(pg)?;
     Ok(())
 }
 
@@ -715,7 +720,8 @@ struct Fits<'a> {
     columns: Columns<'a>,
     /// Every stream once, in persistence-id order.
     streams: Vec<&'a str>,
-    /// Each stream's highest number before the batch, and after it.
+    /// Each stream's highest number before the batch, and after it (which a later part
+    /// of the stream must continue).
     before: Vec<i64>,
     after: Vec<i64>,
 }
@@ -770,7 +776,7 @@ async fn write_if_fits(
     fits: &Fits<'_>,
 ) -> Option<Vec<Result<(), JournalError>>> {
     let c = &fits.columns;
-    let params: [&(dyn ToSql + Sync); 14] = [
+    let params: [&(dyn ToSql + Sync); 13] = [
         &c.persistence_ids,
         &c.sequence_nrs,
         &c.manifests,
@@ -783,7 +789,6 @@ async fn write_if_fits(
         &c.writer_ids,
         &c.tags,
         &fits.streams,
-        &fits.after,
         &fits.before,
     ];
     let unknown = |error: &dyn std::fmt::Display| {
@@ -864,8 +869,8 @@ async fn write_fast(
         .map(|&index| &*batch[index].persistence_id)
         .collect();
     streams.dedup();
-    // Locks every existing stream of the batch, in persistence-id order.
-    let rows = match tx.query(&st.lock_streams, &[&streams]).await {
+    // The highest number of every stream of the batch.
+    let rows = match tx.query(&st.streams_highest, &[&streams]).await {
         Ok(rows) => rows,
         Err(error) => return give_up(tx, broken, batch, error).await,
     };
@@ -873,7 +878,7 @@ async fn write_fast(
     for row in &rows {
         match (row.try_get(0), row.try_get(1)) {
             (Ok(pid), Ok(nr)) => {
-                highest.insert(pid, nr);
+                highest.insert(pid, Option::<i64>::unwrap_or(nr, 0));
             }
             (Err(error), _) | (_, Err(error)) => {
                 let _ = tx.rollback().await;
@@ -885,7 +890,6 @@ async fn write_fast(
     // of a stream continues from an earlier one.
     let mut results: Vec<Result<(), JournalError>> = batch.iter().map(|_| Ok(())).collect();
     let mut columns = Columns::default();
-    let mut new_highest: Vec<(&str, i64)> = Vec::new();
     for &index in &order {
         let part = &batch[index];
         let Some(last) = part.events.last() else {
@@ -901,10 +905,6 @@ async fn write_fast(
         match decided {
             Ok(last_nr) => {
                 highest.insert(pid, last_nr);
-                match new_highest.last_mut() {
-                    Some((stream, nr)) if *stream == pid => *nr = last_nr,
-                    _ => new_highest.push((pid, last_nr)),
-                }
             }
             Err(error) => results[index] = Err(error),
         }
@@ -914,9 +914,8 @@ async fn write_fast(
         let _ = tx.rollback().await;
         return Fast::Done(results);
     }
-    let (stream_ids, stream_highest): (Vec<&str>, Vec<i64>) = new_highest.into_iter().unzip();
     let c = &columns;
-    let params: [&(dyn ToSql + Sync); 13] = [
+    let params: [&(dyn ToSql + Sync); 11] = [
         &c.persistence_ids,
         &c.sequence_nrs,
         &c.manifests,
@@ -928,8 +927,6 @@ async fn write_fast(
         &c.timestamps,
         &c.writer_ids,
         &c.tags,
-        &stream_ids,
-        &stream_highest,
     ];
     if let Err(error) = tx.execute(&st.write_events, &params).await {
         return give_up(tx, broken, batch, error).await;
@@ -1065,12 +1062,13 @@ impl Journal for PostgresJournal {
     ) -> BoxFuture<'a, Result<u64, JournalError>> {
         Box::pin(async move {
             let row = self
-                .with_conn(async |c| c.client.query_opt(&c.st.highest, &[&persistence_id]).await)
+                .with_conn(async |c| {
+                    c.client
+                        .query_one(&c.st.stream_highest, &[&persistence_id])
+                        .await
+                })
                 .await?;
-            let highest = match row {
-                Some(row) => row.try_get::<_, i64>(0).map_err(pg)?,
-                None => 0,
-            };
+            let highest = row.try_get::<_, Option<i64>>(0).map_err(pg)?.unwrap_or(0);
             to_u64(highest, "highest", persistence_id, 0)
         })
     }
@@ -1086,6 +1084,10 @@ impl Journal for PostgresJournal {
             let conn = lease.conn();
             let pg = |error| fail(&conn.broken, error);
             let tx = conn.client.transaction().await.map_err(pg)?;
+            // Keep the stream's highest number: deleting never lowers it.
+            tx.execute(&conn.st.keep_highest, &[&persistence_id])
+                .await
+                .map_err(pg)?;
             tx.execute(&conn.st.delete_tags, &[&persistence_id, &to])
                 .await
                 .map_err(pg)?;

@@ -77,11 +77,15 @@ impl Hasher for PassThrough {
     }
 }
 
-/// One recorded command.
+/// One recorded command. Its id's bytes are in [`Window::ids`], not behind a pointer of
+/// its own: evicting the oldest command touches only the two rings' fronts and the index.
 #[derive(Debug)]
 struct Item {
-    id: CommandId,
+    hash: u64,
     entry: Entry,
+    /// Where the id starts in the byte ring (counted from the first byte ever recorded).
+    start: u64,
+    len: u32,
     /// Superseded by a newer command with the same id.
     dead: bool,
     /// A newer id with the same hash holds the index slot: found by a scan.
@@ -99,6 +103,10 @@ pub(crate) struct Window {
     ring: VecDeque<Item>,
     /// The position of `ring[0]`: items are numbered in the order they were recorded.
     base: u64,
+    /// The ids of `ring`'s items, back to back, in the same order.
+    ids: VecDeque<u8>,
+    /// The byte count of `ids[0]`.
+    ids_base: u64,
     /// Hash → position of the newest live item with that hash.
     index: HashMap<u64, u64, BuildHasherDefault<PassThrough>>,
     /// How many items are `shadowed`.
@@ -110,6 +118,21 @@ impl Window {
         self.find(command_id).map(|offset| self.ring[offset].entry)
     }
 
+    /// The bytes of `item`'s id.
+    fn id_of(&self, item: &Item) -> impl Iterator<Item = u8> + '_ {
+        let from = usize::try_from(item.start - self.ids_base).unwrap_or(usize::MAX);
+        let to = from.saturating_add(item.len as usize);
+        self.ids
+            .range(from.min(to)..to.min(self.ids.len()))
+            .copied()
+    }
+
+    fn is(&self, item: &Item, command_id: &CommandId) -> bool {
+        item.hash == command_id.hash
+            && item.len as usize == command_id.id.len()
+            && self.id_of(item).eq(command_id.id.bytes())
+    }
+
     /// The ring offset of the live item for `command_id`.
     fn find(&self, command_id: &CommandId) -> Option<usize> {
         if let Some(&position) = self.index.get(&command_id.hash) {
@@ -117,7 +140,7 @@ impl Window {
             if self
                 .ring
                 .get(offset)
-                .is_some_and(|item| !item.dead && item.id == *command_id)
+                .is_some_and(|item| !item.dead && self.is(item, command_id))
             {
                 return Some(offset);
             }
@@ -126,7 +149,7 @@ impl Window {
             return self
                 .ring
                 .iter()
-                .rposition(|item| item.shadowed && item.id == *command_id);
+                .rposition(|item| item.shadowed && self.is(item, command_id));
         }
         None
     }
@@ -162,12 +185,16 @@ impl Window {
             older.shadowed = true;
             self.shadowed += 1;
         }
+        let bytes = command_id.id.as_bytes();
         self.ring.push_back(Item {
-            id: command_id.clone(),
+            hash: command_id.hash,
             entry,
+            start: self.ids_base + self.ids.len() as u64,
+            len: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
             dead: false,
             shadowed: false,
         });
+        self.ids.extend(bytes);
         while self.ring.len() > capacity {
             self.evict_oldest();
         }
@@ -177,12 +204,15 @@ impl Window {
         let Some(item) = self.ring.pop_front() else {
             return;
         };
-        if self.index.get(&item.id.hash) == Some(&self.base) {
-            self.index.remove(&item.id.hash);
+        if self.index.get(&item.hash) == Some(&self.base) {
+            self.index.remove(&item.hash);
         } else if item.shadowed {
             self.shadowed -= 1;
         }
         self.base += 1;
+        let len = (item.len as usize).min(self.ids.len());
+        self.ids.drain(..len);
+        self.ids_base += len as u64;
     }
 
     /// The entries, oldest first, for a snapshot.
@@ -190,7 +220,10 @@ impl Window {
         self.ring
             .iter()
             .filter(|item| !item.dead)
-            .map(|item| (Arc::clone(&item.id.id), item.entry))
+            .filter_map(|item| {
+                let id = String::from_utf8(self.id_of(item).collect()).ok()?;
+                Some((Arc::from(id), item.entry))
+            })
             .collect()
     }
 

@@ -460,7 +460,7 @@ impl<A: Aggregate> Inner<A> {
                     version: live.version,
                     count: 0,
                 };
-                live.window.record(id, entry, self.config.dedupe_window);
+                live.window.record_new(id, entry, self.config.dedupe_window);
             }
             let version = live.version;
             *cell = Some(live);
@@ -534,7 +534,7 @@ impl<A: Aggregate> Inner<A> {
                 version: live.version,
                 count: u32::try_from(events.len()).unwrap_or(u32::MAX),
             };
-            live.window.record(id, entry, self.config.dedupe_window);
+            live.window.record_new(id, entry, self.config.dedupe_window);
         }
         self.publish(pid, before, &events);
         if let Some(every) = self.config.snapshot_every

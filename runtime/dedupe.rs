@@ -56,48 +56,69 @@ impl Hash for CommandId {
     }
 }
 
-/// Hands the precomputed hash of a [`CommandId`] to the map unchanged.
+/// The window's index hasher: its keys are already keyed-SipHash bits; multiplying them
+/// by an odd constant only spreads them over the top bits too, which the map also uses.
 #[derive(Default)]
-struct PassThrough(u64);
+struct Spread(u64);
 
-impl Hasher for PassThrough {
+impl Hasher for Spread {
     fn finish(&self) -> u64 {
         self.0
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used by `CommandId`; fold anything else in all the same.
+        // Only `write_u32` is used by the index; fold anything else in all the same.
         for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(SPREAD);
         }
     }
 
-    fn write_u64(&mut self, hash: u64) {
-        self.0 = hash;
+    fn write_u32(&mut self, key: u32) {
+        self.0 = u64::from(key).wrapping_mul(SPREAD);
     }
 }
 
-/// One recorded command. Its id's bytes are in [`Window::ids`], not behind a pointer of
-/// its own: evicting the oldest command touches only the two rings' fronts and the index.
+const SPREAD: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// The index key of a hash: its low 32 bits (two ids sharing them are told apart by
+/// their full hash and bytes).
+fn key(hash: u64) -> u32 {
+    hash as u32
+}
+
+/// One recorded command, 32 bytes. Its id's bytes are in [`Window::ids`], not behind a
+/// pointer of its own: evicting the oldest command touches only the two rings' fronts and
+/// the index.
 #[derive(Debug)]
 struct Item {
     hash: u64,
-    entry: Entry,
-    /// Where the id starts in the byte ring (counted from the first byte ever recorded).
-    start: u64,
+    version: u64,
+    count: u32,
+    /// Where the id starts in the byte ring: a byte count from the first byte ever
+    /// recorded, modulo 2^32 (the ring never holds 4 GiB).
+    start: u32,
     len: u32,
     /// Superseded by a newer command with the same id.
     dead: bool,
-    /// A newer id with the same hash holds the index slot: found by a scan.
+    /// A newer id with the same index key holds the index slot: found by a scan.
     shadowed: bool,
+}
+
+impl Item {
+    fn entry(&self) -> Entry {
+        Entry {
+            version: self.version,
+            count: self.count,
+        }
+    }
 }
 
 /// The last N recorded commands, oldest first, and an index from hash to position.
 ///
 /// Each command costs one hash (in [`CommandId`]), one index probe on lookup, one index
-/// insert and, once full, one eviction. Two ids whose 64-bit keyed hashes collide stay
-/// correct: the older one is marked `shadowed` and found by a scan, which runs only
-/// while such an item is in the window.
+/// insert and, once full, one eviction; the index holds 8 bytes per command, the ring 32
+/// plus the id. Two ids whose index keys collide stay correct: the older one is marked
+/// `shadowed` and found by a scan, which runs only while such an item is in the window.
 #[derive(Debug, Default)]
 pub(crate) struct Window {
     ring: VecDeque<Item>,
@@ -107,24 +128,23 @@ pub(crate) struct Window {
     ids: VecDeque<u8>,
     /// The byte count of `ids[0]`.
     ids_base: u64,
-    /// Hash → position of the newest live item with that hash.
-    index: HashMap<u64, u64, BuildHasherDefault<PassThrough>>,
+    /// Index key → position (modulo 2^32) of the newest live item with that key.
+    index: HashMap<u32, u32, BuildHasherDefault<Spread>>,
     /// How many items are `shadowed`.
     shadowed: usize,
 }
 
 impl Window {
     pub fn get(&self, command_id: &CommandId) -> Option<Entry> {
-        self.find(command_id).map(|offset| self.ring[offset].entry)
+        self.find(command_id)
+            .map(|offset| self.ring[offset].entry())
     }
 
     /// The bytes of `item`'s id.
     fn id_of(&self, item: &Item) -> impl Iterator<Item = u8> + '_ {
-        let from = usize::try_from(item.start - self.ids_base).unwrap_or(usize::MAX);
-        let to = from.saturating_add(item.len as usize);
-        self.ids
-            .range(from.min(to)..to.min(self.ids.len()))
-            .copied()
+        let from = item.start.wrapping_sub(self.ids_base as u32) as usize;
+        let to = from.saturating_add(item.len as usize).min(self.ids.len());
+        self.ids.range(from.min(to)..to).copied()
     }
 
     fn is(&self, item: &Item, command_id: &CommandId) -> bool {
@@ -135,8 +155,8 @@ impl Window {
 
     /// The ring offset of the live item for `command_id`.
     fn find(&self, command_id: &CommandId) -> Option<usize> {
-        if let Some(&position) = self.index.get(&command_id.hash) {
-            let offset = usize::try_from(position - self.base).ok()?;
+        if let Some(&position) = self.index.get(&key(command_id.hash)) {
+            let offset = position.wrapping_sub(self.base as u32) as usize;
             if self
                 .ring
                 .get(offset)
@@ -164,9 +184,9 @@ impl Window {
         if let Some(offset) = self.find(command_id) {
             let newest = offset + 1 == self.ring.len();
             let item = &mut self.ring[offset];
-            if newest && item.entry.version + u64::from(entry.count) == entry.version {
-                item.entry.version = entry.version;
-                item.entry.count += entry.count;
+            if newest && item.version + u64::from(entry.count) == entry.version {
+                item.version = entry.version;
+                item.count += entry.count;
                 return;
             }
             item.dead = true;
@@ -190,11 +210,15 @@ impl Window {
     }
 
     fn push(&mut self, command_id: &CommandId, entry: Entry, capacity: usize) {
-        let position = self.base + self.ring.len() as u64;
-        if let Some(previous) = self.index.insert(command_id.hash, position)
-            && let Some(older) = usize::try_from(previous - self.base)
-                .ok()
-                .and_then(|offset| self.ring.get_mut(offset))
+        // Make room first, so that the ring never outgrows `capacity` items.
+        while self.ring.len() >= capacity {
+            self.evict_oldest();
+        }
+        let position = (self.base + self.ring.len() as u64) as u32;
+        if let Some(previous) = self.index.insert(key(command_id.hash), position)
+            && let Some(older) = self
+                .ring
+                .get_mut(previous.wrapping_sub(self.base as u32) as usize)
             && !older.dead
         {
             older.shadowed = true;
@@ -203,24 +227,23 @@ impl Window {
         let bytes = command_id.id.as_bytes();
         self.ring.push_back(Item {
             hash: command_id.hash,
-            entry,
-            start: self.ids_base + self.ids.len() as u64,
+            version: entry.version,
+            count: entry.count,
+            start: (self.ids_base + self.ids.len() as u64) as u32,
             len: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
             dead: false,
             shadowed: false,
         });
         self.ids.extend(bytes);
-        while self.ring.len() > capacity {
-            self.evict_oldest();
-        }
     }
 
     fn evict_oldest(&mut self) {
         let Some(item) = self.ring.pop_front() else {
             return;
         };
-        if self.index.get(&item.hash) == Some(&self.base) {
-            self.index.remove(&item.hash);
+        let k = key(item.hash);
+        if self.index.get(&k) == Some(&(self.base as u32)) {
+            self.index.remove(&k);
         } else if item.shadowed {
             self.shadowed -= 1;
         }
@@ -237,7 +260,7 @@ impl Window {
             .filter(|item| !item.dead)
             .filter_map(|item| {
                 let id = String::from_utf8(self.id_of(item).collect()).ok()?;
-                Some((Arc::from(id), item.entry))
+                Some((Arc::from(id), item.entry()))
             })
             .collect()
     }
@@ -396,7 +419,7 @@ mod tests {
     }
 
     /// The window against a plain list with linear scans, over a random mix of new,
-    /// repeated and colliding ids (three hashes for twelve ids).
+    /// repeated and colliding ids.
     #[test]
     fn agrees_with_a_plain_list() {
         struct Model {
@@ -425,7 +448,11 @@ mod tests {
         }
         let ids: Vec<String> = (0..12).map(|i| format!("id-{i}")).collect();
         let forged = |s: &str| CommandId {
-            hash: s.bytes().map(u64::from).sum::<u64>() % 3,
+            // Three index keys for twelve ids, and within a key two full hashes.
+            hash: {
+                let sum = s.bytes().map(u64::from).sum::<u64>();
+                sum % 3 + ((sum % 2) << 32)
+            },
             id: Arc::from(s),
         };
         let mut seed = 0x2545_f491_4f6c_dd1d_u64;

@@ -86,7 +86,7 @@ fn key(hash: u64) -> u32 {
     hash as u32
 }
 
-/// One recorded command, 32 bytes. Its id's bytes are in [`Window::ids`], not behind a
+/// One recorded command, 32 bytes. Its id's bytes are in [`Ring::ids`], not behind a
 /// pointer of its own: evicting the oldest command touches only the two rings' fronts and
 /// the index.
 #[derive(Debug)]
@@ -120,7 +120,7 @@ impl Item {
 /// plus the id. Two ids whose index keys collide stay correct: the older one is marked
 /// `shadowed` and found by a scan, which runs only while such an item is in the window.
 #[derive(Debug, Default)]
-pub(crate) struct Window {
+struct Ring {
     ring: VecDeque<Item>,
     /// The position of `ring[0]`: items are numbered in the order they were recorded.
     base: u64,
@@ -134,7 +134,7 @@ pub(crate) struct Window {
     shadowed: usize,
 }
 
-impl Window {
+impl Ring {
     pub fn get(&self, command_id: &CommandId) -> Option<Entry> {
         self.find(command_id)
             .map(|offset| self.ring[offset].entry())
@@ -198,9 +198,9 @@ impl Window {
         self.push(command_id, entry, capacity);
     }
 
-    /// Records a command that [`get`](Window::get) just did not find (the gateway looks an
+    /// Records a command that [`get`](Ring::get) just did not find (the gateway looks an
     /// id up before `handle` and records it after the commit, with the window in its hands
-    /// throughout): one index probe fewer than [`record`](Window::record).
+    /// throughout): one index probe fewer than [`record`](Ring::record).
     pub fn record_new(&mut self, command_id: &CommandId, entry: Entry, capacity: usize) {
         if capacity == 0 {
             return;
@@ -263,6 +263,43 @@ impl Window {
                 Some((Arc::from(id), item.entry()))
             })
             .collect()
+    }
+}
+
+/// One aggregate's window: nothing until its first command id, so that an aggregate that
+/// never sees one costs a pointer.
+#[derive(Debug, Default)]
+pub(crate) struct Window(Option<Box<Ring>>);
+
+impl Window {
+    pub fn get(&self, command_id: &CommandId) -> Option<Entry> {
+        self.0.as_ref()?.get(command_id)
+    }
+
+    /// See [`Ring::record`].
+    pub fn record(&mut self, command_id: &CommandId, entry: Entry, capacity: usize) {
+        if capacity > 0 {
+            self.0
+                .get_or_insert_default()
+                .record(command_id, entry, capacity);
+        }
+    }
+
+    /// See [`Ring::record_new`].
+    pub fn record_new(&mut self, command_id: &CommandId, entry: Entry, capacity: usize) {
+        if capacity > 0 {
+            self.0
+                .get_or_insert_default()
+                .record_new(command_id, entry, capacity);
+        }
+    }
+
+    /// The entries, oldest first, for a snapshot.
+    pub fn to_list(&self) -> Vec<(Arc<str>, Entry)> {
+        self.0
+            .as_ref()
+            .map(|ring| ring.to_list())
+            .unwrap_or_default()
     }
 
     pub fn from_list(list: Vec<(Arc<str>, Entry)>, capacity: usize) -> Self {
@@ -481,9 +518,10 @@ mod tests {
                     let expected = model.find(id).map(|at| model.items[at].1);
                     assert_eq!(window.get(&forged(id)), expected, "{id}");
                 }
-                let shadowed = window.ring.iter().filter(|item| item.shadowed).count();
-                assert_eq!(window.shadowed, shadowed);
-                assert!(window.ring.len() <= capacity);
+                let ring = window.0.as_deref().expect("recorded");
+                let shadowed = ring.ring.iter().filter(|item| item.shadowed).count();
+                assert_eq!(ring.shadowed, shadowed);
+                assert!(ring.ring.len() <= capacity);
             }
             let listed: Vec<(String, Entry)> = window
                 .to_list()

@@ -48,7 +48,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, ErrorCode, Row, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use super::sql::{
@@ -514,17 +514,16 @@ fn insert_part(conn: &Connection, part: &AtomicWrite) -> Result<(), JournalError
 /// The stream's highest sequence number: its newest event's, or the one recorded when
 /// its events were deleted, whichever is larger (0 for an unknown stream).
 fn highest(conn: &Connection, pid: &str) -> Result<i64, JournalError> {
-    let newest: Option<i64> = conn
-        .prepare_cached(
-            "SELECT MAX(sequence_nr) FROM factum_events WHERE persistence_id = CAST(?1 AS TEXT)",
-        )
-        .and_then(|mut s| s.query_row([pid], |row| row.get(0)))
-        .map_err(backend)?;
-    let deleted: Option<i64> = conn
-        .prepare_cached("SELECT highest FROM factum_streams WHERE persistence_id = ?1")
-        .and_then(|mut s| s.query_row([pid], |row| row.get(0)).optional())
-        .map_err(backend)?;
-    Ok(newest.unwrap_or(0).max(deleted.unwrap_or(0)))
+    // One statement, two index searches: a part's check costs one step, not two.
+    conn.prepare_cached(
+        "SELECT max(\
+           coalesce((SELECT MAX(sequence_nr) FROM factum_events \
+                     WHERE persistence_id = CAST(?1 AS TEXT)), 0), \
+           coalesce((SELECT highest FROM factum_streams \
+                     WHERE persistence_id = CAST(?1 AS TEXT)), 0))",
+    )
+    .and_then(|mut s| s.query_row([pid], |row| row.get(0)))
+    .map_err(backend)
 }
 
 fn delete_to(conn: &Connection, pid: &str, to: u64) -> Result<(), JournalError> {

@@ -204,6 +204,23 @@ WITH fits AS (
 SELECT ok FROM fits
 ";
 
+/// Deletes a stream's events up to `$2` with their tag index rows, and keeps the highest
+/// sequence number it deleted in `factum_streams`, so that deleting never lowers the
+/// stream's highest. One statement: what it deletes is exactly what it keeps the highest
+/// of, even while a writer appends to the stream.
+const DELETE_TO: &str = "
+WITH deleted AS (
+    DELETE FROM factum_events WHERE persistence_id = $1 AND sequence_nr <= $2
+    RETURNING position, sequence_nr
+), untagged AS (
+    DELETE FROM factum_event_tags WHERE position IN (SELECT position FROM deleted)
+)
+INSERT INTO factum_streams (persistence_id, highest)
+SELECT $1, max(sequence_nr) FROM deleted HAVING max(sequence_nr) IS NOT NULL
+ON CONFLICT (persistence_id) DO UPDATE
+    SET highest = GREATEST(factum_streams.highest, EXCLUDED.highest)
+";
+
 const EVENT_COLUMNS: &str = "e.position, e.persistence_id, e.sequence_nr, e.manifest, e.version, \
      e.payload, e.tags, e.command_id, e.timestamp, e.writer_id";
 
@@ -331,12 +348,10 @@ struct Statements {
     stream_highest: Statement,
     insert_event: Statement,
     insert_tags: Statement,
-    keep_highest: Statement,
     read: Statement,
     read_all: Statement,
     read_tag: Statement,
-    delete_tags: Statement,
-    delete_events: Statement,
+    delete_to: Statement,
     save_snapshot: Statement,
     load_snapshot: Statement,
     retain_snapshots: Statement,
@@ -370,15 +385,6 @@ impl Statements {
                      SELECT * FROM UNNEST($1::text[], $2::bigint[]) ON CONFLICT DO NOTHING",
                 )
                 .await?,
-            keep_highest: client
-                .prepare(
-                    "INSERT INTO factum_streams (persistence_id, highest) \
-                     SELECT $1, max(sequence_nr) FROM factum_events WHERE persistence_id = $1 \
-                     HAVING max(sequence_nr) IS NOT NULL \
-                     ON CONFLICT (persistence_id) DO UPDATE \
-                     SET highest = GREATEST(factum_streams.highest, EXCLUDED.highest)",
-                )
-                .await?,
             read: client
                 .prepare(&format!(
                     "SELECT {EVENT_COLUMNS} FROM factum_events e WHERE e.persistence_id = $1 \
@@ -399,17 +405,7 @@ impl Statements {
                      WHERE t.tag = $1 AND t.position > $2 ORDER BY t.position LIMIT $3"
                 ))
                 .await?,
-            delete_tags: client
-                .prepare(
-                    "DELETE FROM factum_event_tags WHERE position IN (SELECT position \
-                     FROM factum_events WHERE persistence_id = $1 AND sequence_nr <= $2)",
-                )
-                .await?,
-            delete_events: client
-                .prepare(
-                    "DELETE FROM factum_events WHERE persistence_id = $1 AND sequence_nr <= $2",
-                )
-                .await?,
+            delete_to: client.prepare(DELETE_TO).await?,
             save_snapshot: client
                 .prepare(
                     "INSERT INTO factum_snapshots (persistence_id, sequence_nr, version, payload, \
@@ -1080,21 +1076,13 @@ impl Journal for PostgresJournal {
     ) -> BoxFuture<'a, Result<(), JournalError>> {
         Box::pin(async move {
             let to = clamp_i64(to);
-            let mut lease = self.pool.get().await?;
-            let conn = lease.conn();
-            let pg = |error| fail(&conn.broken, error);
-            let tx = conn.client.transaction().await.map_err(pg)?;
-            // Keep the stream's highest number: deleting never lowers it.
-            tx.execute(&conn.st.keep_highest, &[&persistence_id])
-                .await
-                .map_err(pg)?;
-            tx.execute(&conn.st.delete_tags, &[&persistence_id, &to])
-                .await
-                .map_err(pg)?;
-            tx.execute(&conn.st.delete_events, &[&persistence_id, &to])
-                .await
-                .map_err(pg)?;
-            tx.commit().await.map_err(pg)
+            self.with_conn(async |c| {
+                c.client
+                    .execute(&c.st.delete_to, &[&persistence_id, &to])
+                    .await
+            })
+            .await
+            .map(drop)
         })
     }
 

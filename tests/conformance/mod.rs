@@ -37,7 +37,8 @@ macro_rules! conformance_suite {
             replay_all, read_lower_bound, read_upper_bound, read_max_count,
             read_lower_equals_upper, read_max_one, read_max_zero, read_lower_above_upper,
             unknown_persistence_id, highest_sequence_nr, positions_increase,
-            delete_to_hides_events_keeps_highest, empty_part_writes_nothing,
+            delete_to_hides_events_keeps_highest, delete_to_while_appending,
+            empty_part_writes_nothing,
             batch_atomicity_per_aggregate, batch_conflict_among_new_and_existing_streams,
             duplicate_sequence_nr_is_conflict,
             gap_is_conflict, two_handles_one_winner_per_sequence_nr,
@@ -271,6 +272,34 @@ pub async fn delete_to_hides_events_keeps_highest(f: &impl Factory) {
     assert_conflict(write_one(&again, part("p-1", 1..=1)).await, "p-1", 1);
     append(&again, "p-1", 6..=6).await;
     assert_eq!(read(&again, "p-1", 1, ALL, 100).await, [6]);
+}
+
+/// Deleting a stream's events while another handle appends to it: every append goes on
+/// from the stream's highest, which no deletion lowers, so none of them conflicts.
+pub async fn delete_to_while_appending(f: &impl Factory) {
+    let writer = f.journal().await;
+    let deleter = f.reopen(&writer).await;
+    let appends = async {
+        for seq in 1..=100u64 {
+            if let Err(error) = write_one(&writer, part("purged", [seq])).await {
+                panic!("append #{seq} failed while deleting: {error:?}");
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    let deletes = async {
+        for _ in 0..100 {
+            deleter.delete_to("purged", ALL).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::join!(appends, deletes);
+    assert_eq!(writer.highest_sequence_nr("purged").await.unwrap(), 100);
+    assert_conflict(
+        write_one(&writer, part("purged", [100])).await,
+        "purged",
+        100,
+    );
 }
 
 pub async fn empty_part_writes_nothing(f: &impl Factory) {

@@ -208,6 +208,13 @@ SELECT ok FROM fits
 /// sequence number it deleted in `factum_streams`, so that deleting never lowers the
 /// stream's highest. One statement: what it deletes is exactly what it keeps the highest
 /// of, even while a writer appends to the stream.
+///
+/// It runs under a `SHARE ROW EXCLUSIVE` lock on `factum_events`, which waits for the
+/// writes in progress and holds new ones back until it commits. A write takes its own
+/// (`ROW EXCLUSIVE`) lock before it reads anything: the one-statement batch as it starts,
+/// the other paths as their first statement. Without that, a writer that had seen an
+/// event before its deletion could insert a number the deletion had just freed in the
+/// unique key, and a deleted number must stay taken.
 const DELETE_TO: &str = "
 WITH deleted AS (
     DELETE FROM factum_events WHERE persistence_id = $1 AND sequence_nr <= $2
@@ -848,6 +855,15 @@ async fn give_up(
     }
 }
 
+/// Begins a writing transaction: its lock on `factum_events` comes before anything it
+/// reads, so that it never decides on what it read before a deletion (see [`DELETE_TO`]).
+async fn begin_write(client: &mut Client) -> Result<Transaction<'_>, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    tx.batch_execute("LOCK TABLE factum_events IN ROW EXCLUSIVE MODE")
+        .await?;
+    Ok(tx)
+}
+
 /// The batched write path: a constant number of round trips per batch.
 async fn write_fast(
     client: &mut Client,
@@ -855,7 +871,7 @@ async fn write_fast(
     broken: &AtomicBool,
     batch: &[AtomicWrite],
 ) -> Fast {
-    let tx = match client.transaction().await {
+    let tx = match begin_write(client).await {
         Ok(tx) => tx,
         Err(error) => return Fast::Done(all_failed(batch, fail(broken, error))),
     };
@@ -938,7 +954,7 @@ async fn write_parts(
     batch: &[AtomicWrite],
 ) -> Vec<Result<(), JournalError>> {
     let pg = |error| fail(broken, error);
-    let mut tx = match client.transaction().await {
+    let mut tx = match begin_write(client).await {
         Ok(tx) => tx,
         Err(error) => return all_failed(batch, pg(error)),
     };
@@ -1076,13 +1092,17 @@ impl Journal for PostgresJournal {
     ) -> BoxFuture<'a, Result<(), JournalError>> {
         Box::pin(async move {
             let to = clamp_i64(to);
-            self.with_conn(async |c| {
-                c.client
-                    .execute(&c.st.delete_to, &[&persistence_id, &to])
-                    .await
-            })
-            .await
-            .map(drop)
+            let mut lease = self.pool.get().await?;
+            let conn = lease.conn();
+            let pg = |error| fail(&conn.broken, error);
+            let tx = conn.client.transaction().await.map_err(pg)?;
+            tx.batch_execute("LOCK TABLE factum_events IN SHARE ROW EXCLUSIVE MODE")
+                .await
+                .map_err(pg)?;
+            tx.execute(&conn.st.delete_to, &[&persistence_id, &to])
+                .await
+                .map_err(pg)?;
+            tx.commit().await.map_err(pg)
         })
     }
 

@@ -38,6 +38,7 @@ macro_rules! conformance_suite {
             read_lower_equals_upper, read_max_one, read_max_zero, read_lower_above_upper,
             unknown_persistence_id, highest_sequence_nr, positions_increase,
             delete_to_hides_events_keeps_highest, delete_to_while_appending,
+            deleted_numbers_stay_taken_under_stale_writers,
             empty_part_writes_nothing,
             batch_atomicity_per_aggregate, batch_conflict_among_new_and_existing_streams,
             duplicate_sequence_nr_is_conflict,
@@ -300,6 +301,43 @@ pub async fn delete_to_while_appending(f: &impl Factory) {
         "purged",
         100,
     );
+}
+
+/// A stream is appended to and deleted up to its end over and over by one handle, while a
+/// stale writer on another handle keeps trying to write a number just taken, one that may
+/// be being deleted at that very moment. A deleted number stays taken: the stale writer
+/// never succeeds, and the stream ends with no number written twice.
+pub async fn deleted_numbers_stay_taken_under_stale_writers(f: &impl Factory) {
+    let owner = f.journal().await;
+    let stale = f.reopen(&owner).await;
+    let taken = std::sync::atomic::AtomicU64::new(0);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let owner_side = async {
+        for seq in 1..=150u64 {
+            write_one(&owner, part("stale", [seq]))
+                .await
+                .unwrap_or_else(|e| panic!("owner's append #{seq}: {e:?}"));
+            taken.store(seq, std::sync::atomic::Ordering::SeqCst);
+            owner.delete_to("stale", ALL).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+    };
+    let stale_side = async {
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            let seq = taken.load(std::sync::atomic::Ordering::SeqCst);
+            if seq > 0 {
+                let result = write_one(&stale, part("stale", [seq])).await;
+                assert!(
+                    matches!(result, Err(JournalError::Conflict { .. })),
+                    "a stale write of the taken #{seq} must conflict: {result:?}"
+                );
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::join!(owner_side, stale_side);
+    assert_eq!(owner.highest_sequence_nr("stale").await.unwrap(), 150);
 }
 
 pub async fn empty_part_writes_nothing(f: &impl Factory) {

@@ -819,9 +819,9 @@ async fn write_if_fits(
 enum Fast {
     /// The batch is done (committed, rolled back or failed): these are its results.
     Done(Vec<Result<(), JournalError>>),
-    /// The database refused the batched statements (a unique key taken by a concurrent
-    /// writer of a new stream, a value it cannot store...): the transaction is rolled
-    /// back, write the batch part by part.
+    /// The database refused the batched statements (a sequence number taken by a
+    /// concurrent writer, a value it cannot store...): the transaction is rolled back,
+    /// write the batch part by part.
     Fallback,
 }
 
@@ -963,7 +963,7 @@ async fn write_parts(
         // One part: the transaction is its savepoint.
         results[0] = write_part(&tx, st, broken, &batch[0]).await;
     } else {
-        // Persistence-id order: concurrent batches lock streams in one order.
+        // Persistence-id order: concurrent batches wait on each other's keys in one order.
         for index in stream_order(batch) {
             let part = &batch[index];
             if part.events.is_empty() {

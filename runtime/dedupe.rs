@@ -6,8 +6,8 @@
 //! ..= version`) and are read back on the rare repeat. Lookups and inserts are O(1), and a
 //! command id is hashed once per command ([`CommandId`]), not once per map operation.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
@@ -19,8 +19,8 @@ pub(crate) struct Entry {
     pub count: u32,
 }
 
-/// A command id with its hash, computed once with a keyed (per-process random) SipHash,
-/// so that ids chosen by clients cannot force collisions.
+/// A command id with its hash, computed once per command with a keyed hash
+/// ([`hash_id`]), so that ids chosen by clients cannot be aimed at one index slot.
 #[derive(Debug, Clone)]
 pub(crate) struct CommandId {
     hash: u64,
@@ -33,9 +33,10 @@ impl CommandId {
     }
 
     pub fn from_arc(id: Arc<str>) -> Self {
-        static KEYS: OnceLock<RandomState> = OnceLock::new();
-        let hash = KEYS.get_or_init(RandomState::new).hash_one(&*id);
-        CommandId { hash, id }
+        CommandId {
+            hash: hash_id(id.as_bytes()),
+            id,
+        }
     }
 
     pub fn as_arc(&self) -> &Arc<str> {
@@ -43,52 +44,87 @@ impl CommandId {
     }
 }
 
-/// The window's index hasher: its keys are already keyed-SipHash bits; multiplying them
-/// by an odd constant only spreads them over the top bits too, which the map also uses.
-#[derive(Default)]
-struct Spread(u64);
-
-impl Hasher for Spread {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u32` is used by the index; fold anything else in all the same.
-        for &byte in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(SPREAD);
-        }
-    }
-
-    fn write_u32(&mut self, key: u32) {
-        self.0 = u64::from(key).wrapping_mul(SPREAD);
-    }
+/// Multiplies two words and folds the 128-bit product onto 64 bits: every output bit
+/// depends on every input bit.
+fn fold(x: u64, y: u64) -> u64 {
+    let product = u128::from(x) * u128::from(y);
+    (product as u64) ^ ((product >> 64) as u64)
 }
 
+fn word(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+fn half_word(bytes: &[u8], at: usize) -> u64 {
+    let mut half = [0; 4];
+    half.copy_from_slice(&bytes[at..at + 4]);
+    u64::from(u32::from_le_bytes(half))
+}
+
+/// A keyed hash of a command id: folded multiplications of its words with two secret
+/// words drawn once per process.
+///
+/// Command ids come from clients, so the keys keep them from choosing ids that share an
+/// index slot. It is not a cryptographic hash: what a collision costs is a longer probe
+/// in one aggregate's window, never a wrong answer, since ids that share a hash are told
+/// apart by their bytes. It costs a few dozen instructions for a UUID, against about 200
+/// for the standard library's SipHash.
+fn hash_id(bytes: &[u8]) -> u64 {
+    static KEYS: OnceLock<[u64; 2]> = OnceLock::new();
+    let [k0, k1] = *KEYS.get_or_init(|| {
+        let state = RandomState::new();
+        [state.hash_one(0_u64), state.hash_one(1_u64)]
+    });
+    let len = bytes.len();
+    let mut h = k0 ^ (len as u64).rotate_left(32);
+    let (a, b) = match len {
+        0 => (0, 0),
+        1..4 => {
+            let (first, middle, last) = (bytes[0], bytes[len / 2], bytes[len - 1]);
+            (
+                u64::from(first) << 16 | u64::from(middle) << 8 | u64::from(last),
+                0,
+            )
+        }
+        4..8 => (half_word(bytes, 0), half_word(bytes, len - 4)),
+        8..=16 => (word(bytes, 0), word(bytes, len - 8)),
+        _ => {
+            let mut at = 0;
+            while len - at > 16 {
+                h = fold(word(bytes, at) ^ k1, word(bytes, at + 8) ^ h);
+                at += 16;
+            }
+            (word(bytes, len - 16), word(bytes, len - 8))
+        }
+    };
+    fold(fold(a ^ k1, b ^ h), k0 ^ SPREAD)
+}
+
+/// An odd constant (the golden ratio's) for the final fold.
 const SPREAD: u64 = 0x9e37_79b9_7f4a_7c15;
 
-/// The index key of a hash: its low 32 bits (two ids sharing them are told apart by
-/// their full hash and bytes).
+/// The index key of a hash: its low 32 bits. Two ids sharing them are told apart by
+/// their full hash and bytes.
 fn key(hash: u64) -> u32 {
     hash as u32
 }
 
-/// One recorded command, 32 bytes. Its id's bytes are in [`Ring::ids`], not behind a
-/// pointer of its own: evicting the oldest command touches only the two rings' fronts and
-/// the index.
+/// One recorded command, 32 bytes. Its id's bytes are in [`Ring::bytes`], not behind a
+/// pointer of its own: evicting the oldest command touches only the fronts of the ring
+/// and the byte buffer, and one index slot.
 #[derive(Debug)]
 struct Item {
     hash: u64,
     version: u64,
     count: u32,
-    /// Where the id starts in the byte ring: a byte count from the first byte ever
-    /// recorded, modulo 2^32 (the ring never holds 4 GiB).
+    /// Where the id starts in the byte buffer: a byte count from the first byte ever
+    /// recorded, modulo 2^32 (the buffer never holds 4 GiB).
     start: u32,
     len: u32,
-    /// Superseded by a newer command with the same id.
+    /// Superseded by a newer command with the same id; no longer in the index.
     dead: bool,
-    /// A newer id with the same index key holds the index slot: found by a scan.
-    shadowed: bool,
 }
 
 impl Item {
@@ -100,65 +136,88 @@ impl Item {
     }
 }
 
+/// An index slot: an item's index key and position. Empty when `position` is
+/// [`Slot::EMPTY`]; positions stay below it (see [`Ring::push`]).
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    key: u32,
+    position: u32,
+}
+
+impl Slot {
+    const EMPTY: u32 = u32::MAX;
+    const VACANT: Slot = Slot {
+        key: 0,
+        position: Slot::EMPTY,
+    };
+}
+
 /// The last N recorded commands, oldest first, and an index from hash to position.
 ///
-/// Each command costs one hash (in [`CommandId`]), one index probe on lookup, one index
-/// insert and, once full, one eviction; the index holds 8 bytes per command, the ring 32
-/// plus the id. Two ids whose index keys collide stay correct: the older one is marked
-/// `shadowed` and found by a scan, which runs only while such an item is in the window.
+/// The index is an open-addressing table with linear probing, at most half full, whose
+/// slots hold an item's index key and position; a removed slot is filled by shifting its
+/// chain back, so that no tombstones build up. Each command costs one hash (in
+/// [`CommandId`]), one probe on lookup, one on insert and, once the window is full, one on
+/// eviction. Ids whose keys collide share a probe chain and are told apart by their full
+/// hash and bytes.
 #[derive(Debug, Default)]
 struct Ring {
-    ring: VecDeque<Item>,
-    /// The position of `ring[0]`: items are numbered in the order they were recorded.
-    base: u64,
-    /// The ids of `ring`'s items, back to back, in the same order.
-    ids: VecDeque<u8>,
-    /// The byte count of `ids[0]`.
-    ids_base: u64,
-    /// Index key → position (modulo 2^32) of the newest live item with that key.
-    index: HashMap<u32, u32, BuildHasherDefault<Spread>>,
-    /// How many items are `shadowed`.
-    shadowed: usize,
+    items: VecDeque<Item>,
+    /// The position of `items[0]`: items are numbered in the order they were recorded.
+    base: u32,
+    /// The ids of `items`, back to back, in the same order, after `evicted` bytes of
+    /// evicted ones that are dropped in bulk once they are half the buffer.
+    bytes: Vec<u8>,
+    evicted: usize,
+    /// The byte count, modulo 2^32, of `bytes[0]`.
+    bytes_base: u32,
+    /// A power of two long (or empty), never more than half full.
+    table: Vec<Slot>,
 }
 
 impl Ring {
     pub fn get(&self, command_id: &CommandId) -> Option<Entry> {
-        self.find(command_id)
-            .map(|offset| self.ring[offset].entry())
+        let (_, position) = self.find(command_id)?;
+        Some(self.item(position).entry())
+    }
+
+    fn item(&self, position: u32) -> &Item {
+        &self.items[position.wrapping_sub(self.base) as usize]
     }
 
     /// The bytes of `item`'s id.
-    fn id_of(&self, item: &Item) -> impl Iterator<Item = u8> + '_ {
-        let from = item.start.wrapping_sub(self.ids_base as u32) as usize;
-        let to = from.saturating_add(item.len as usize).min(self.ids.len());
-        self.ids.range(from.min(to)..to).copied()
+    fn id_of(&self, item: &Item) -> &[u8] {
+        let from = item.start.wrapping_sub(self.bytes_base) as usize;
+        self.bytes
+            .get(from..from.saturating_add(item.len as usize))
+            .unwrap_or_default()
     }
 
-    fn is(&self, item: &Item, command_id: &CommandId) -> bool {
-        item.hash == command_id.hash
-            && item.len as usize == command_id.id.len()
-            && self.id_of(item).eq(command_id.id.bytes())
+    fn home(&self, key: u32) -> usize {
+        key as usize & (self.table.len() - 1)
     }
 
-    /// The ring offset of the live item for `command_id`.
-    fn find(&self, command_id: &CommandId) -> Option<usize> {
-        if let Some(&position) = self.index.get(&key(command_id.hash)) {
-            let offset = position.wrapping_sub(self.base as u32) as usize;
-            if self
-                .ring
-                .get(offset)
-                .is_some_and(|item| !item.dead && self.is(item, command_id))
-            {
-                return Some(offset);
+    /// The index slot and position of the live item for `command_id`.
+    fn find(&self, command_id: &CommandId) -> Option<(usize, u32)> {
+        if self.table.is_empty() {
+            return None;
+        }
+        let key = key(command_id.hash);
+        let mask = self.table.len() - 1;
+        let mut at = self.home(key);
+        loop {
+            let slot = self.table[at];
+            if slot.position == Slot::EMPTY {
+                return None;
             }
+            if slot.key == key {
+                let item = self.item(slot.position);
+                if item.hash == command_id.hash && self.id_of(item) == command_id.id.as_bytes() {
+                    return Some((at, slot.position));
+                }
+            }
+            at = (at + 1) & mask;
         }
-        if self.shadowed > 0 {
-            return self
-                .ring
-                .iter()
-                .rposition(|item| item.shadowed && self.is(item, command_id));
-        }
-        None
     }
 
     /// Records a command. An event-sourced stream can record the same command id over
@@ -168,26 +227,24 @@ impl Ring {
         if capacity == 0 {
             return;
         }
-        if let Some(offset) = self.find(command_id) {
-            let newest = offset + 1 == self.ring.len();
-            let item = &mut self.ring[offset];
+        if let Some((at, position)) = self.find(command_id) {
+            let offset = position.wrapping_sub(self.base) as usize;
+            let newest = offset + 1 == self.items.len();
+            let item = &mut self.items[offset];
             if newest && item.version + u64::from(entry.count) == entry.version {
                 item.version = entry.version;
                 item.count += entry.count;
                 return;
             }
             item.dead = true;
-            if item.shadowed {
-                item.shadowed = false;
-                self.shadowed -= 1;
-            }
+            self.unindex(at);
         }
         self.push(command_id, entry, capacity);
     }
 
     /// Records a command that [`get`](Ring::get) just did not find (the gateway looks an
     /// id up before `handle` and records it after the commit, with the window in its hands
-    /// throughout): one index probe fewer than [`record`](Ring::record).
+    /// throughout): one probe fewer than [`record`](Ring::record).
     pub fn record_new(&mut self, command_id: &CommandId, entry: Entry, capacity: usize) {
         if capacity == 0 {
             return;
@@ -198,55 +255,113 @@ impl Ring {
 
     fn push(&mut self, command_id: &CommandId, entry: Entry, capacity: usize) {
         // Make room first, so that the ring never outgrows `capacity` items.
-        while self.ring.len() >= capacity {
+        while self.items.len() >= capacity {
             self.evict_oldest();
         }
-        let position = (self.base + self.ring.len() as u64) as u32;
-        if let Some(previous) = self.index.insert(key(command_id.hash), position)
-            && let Some(older) = self
-                .ring
-                .get_mut(previous.wrapping_sub(self.base as u32) as usize)
-            && !older.dead
-        {
-            older.shadowed = true;
-            self.shadowed += 1;
+        // Positions stay below `Slot::EMPTY`: renumber from 0 once in 2^32 commands.
+        if u64::from(self.base) + self.items.len() as u64 >= u64::from(Slot::EMPTY) {
+            self.base = 0;
+            self.reindex(self.table.len());
         }
+        if (self.items.len() + 1) * 2 > self.table.len() {
+            self.reindex(((self.items.len() + 1) * 2).next_power_of_two().max(8));
+        }
+        let position = self.base.wrapping_add(self.items.len() as u32);
+        self.index(key(command_id.hash), position);
         let bytes = command_id.id.as_bytes();
-        self.ring.push_back(Item {
+        self.items.push_back(Item {
             hash: command_id.hash,
             version: entry.version,
             count: entry.count,
-            start: (self.ids_base + self.ids.len() as u64) as u32,
+            start: self.bytes_base.wrapping_add(self.bytes.len() as u32),
             len: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
             dead: false,
-            shadowed: false,
         });
-        self.ids.extend(bytes);
+        self.bytes.extend_from_slice(bytes);
     }
 
     fn evict_oldest(&mut self) {
-        let Some(item) = self.ring.pop_front() else {
+        let Some(item) = self.items.pop_front() else {
             return;
         };
-        let k = key(item.hash);
-        if self.index.get(&k) == Some(&(self.base as u32)) {
-            self.index.remove(&k);
-        } else if item.shadowed {
-            self.shadowed -= 1;
+        if !item.dead {
+            let key = key(item.hash);
+            let mask = self.table.len() - 1;
+            let mut at = self.home(key);
+            while self.table[at].position != self.base {
+                debug_assert_ne!(self.table[at].position, Slot::EMPTY, "not indexed");
+                if self.table[at].position == Slot::EMPTY {
+                    break;
+                }
+                at = (at + 1) & mask;
+            }
+            if self.table[at].position == self.base {
+                self.unindex(at);
+            }
         }
-        self.base += 1;
-        let len = (item.len as usize).min(self.ids.len());
-        self.ids.drain(..len);
-        self.ids_base += len as u64;
+        self.base = self.base.wrapping_add(1);
+        self.evicted += item.len as usize;
+        // Drop evicted bytes once they are half the buffer: each byte is moved at most
+        // once per byte evicted before it.
+        if self.evicted * 2 >= self.bytes.len() {
+            self.bytes.drain(..self.evicted.min(self.bytes.len()));
+            self.bytes_base = self.bytes_base.wrapping_add(self.evicted as u32);
+            self.evicted = 0;
+        }
+    }
+
+    /// Puts `position` in the first empty slot of `key`'s chain.
+    fn index(&mut self, key: u32, position: u32) {
+        let mask = self.table.len() - 1;
+        let mut at = self.home(key);
+        while self.table[at].position != Slot::EMPTY {
+            at = (at + 1) & mask;
+        }
+        self.table[at] = Slot { key, position };
+    }
+
+    /// Empties slot `at`, moving later slots of the chain back so that every slot stays
+    /// reachable from its home without tombstones.
+    fn unindex(&mut self, mut at: usize) {
+        let mask = self.table.len() - 1;
+        let mut next = (at + 1) & mask;
+        loop {
+            let slot = self.table[next];
+            if slot.position == Slot::EMPTY {
+                break;
+            }
+            // `slot` may move to `at` unless its home lies after `at`, up to `next`.
+            let from_home = next.wrapping_sub(self.home(slot.key)) & mask;
+            let from_hole = next.wrapping_sub(at) & mask;
+            if from_home >= from_hole {
+                self.table[at] = slot;
+                at = next;
+            }
+            next = (next + 1) & mask;
+        }
+        self.table[at] = Slot::VACANT;
+    }
+
+    /// Rebuilds the index with `len` slots from the live items.
+    fn reindex(&mut self, len: usize) {
+        self.table.clear();
+        self.table.resize(len, Slot::VACANT);
+        for offset in 0..self.items.len() {
+            let item = &self.items[offset];
+            if !item.dead {
+                let (key, position) = (key(item.hash), self.base.wrapping_add(offset as u32));
+                self.index(key, position);
+            }
+        }
     }
 
     /// The entries, oldest first, for a snapshot.
     pub fn to_list(&self) -> Vec<(Arc<str>, Entry)> {
-        self.ring
+        self.items
             .iter()
             .filter(|item| !item.dead)
             .filter_map(|item| {
-                let id = String::from_utf8(self.id_of(item).collect()).ok()?;
+                let id = std::str::from_utf8(self.id_of(item)).ok()?;
                 Some((Arc::from(id), item.entry()))
             })
             .collect()
@@ -442,6 +557,49 @@ mod tests {
         assert_ne!(id("req-1").hash, id("req-2").hash);
     }
 
+    /// Every length class of the hash reads every byte: ids that differ in one byte, or
+    /// only in length, hash apart.
+    #[test]
+    fn every_byte_and_the_length_count() {
+        let mut seen = std::collections::HashSet::new();
+        for len in 0..48 {
+            let base: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(seen.insert(hash_id(&base)), "length {len}");
+            for at in 0..len {
+                let mut changed = base.clone();
+                changed[at] ^= 1;
+                assert!(seen.insert(hash_id(&changed)), "length {len}, byte {at}");
+            }
+        }
+        assert_ne!(hash_id(b"\0"), hash_id(b"\0\0"));
+    }
+
+    /// Positions and byte counts are kept modulo 2^32: a window that has seen billions of
+    /// commands keeps working across the wrap.
+    #[test]
+    fn positions_and_byte_counts_wrap_around() {
+        let entry = |version| Entry { version, count: 1 };
+        let ring = Ring {
+            base: u32::MAX - 3,
+            bytes_base: u32::MAX - 5,
+            ..Ring::default()
+        };
+        let mut w = Window(Some(Box::new(ring)));
+        for v in 1..=20 {
+            w.record(&id(&format!("c{v}")), entry(v), 4);
+            for seen in 1..=v {
+                let expected = (seen + 4 > v).then(|| entry(seen));
+                assert_eq!(
+                    w.get(&id(&format!("c{seen}"))),
+                    expected,
+                    "c{seen} after c{v}"
+                );
+            }
+        }
+        let ring = w.0.as_deref().expect("recorded");
+        assert!(ring.base < 20, "renumbered from 0");
+    }
+
     /// The window against a plain list with linear scans, over a random mix of new,
     /// repeated and colliding ids.
     #[test]
@@ -486,11 +644,17 @@ mod tests {
             seed ^= seed << 17;
             seed % n
         };
-        for capacity in [1, 2, 5, 16] {
+        // Capacity 0 here stands for a capacity drawn anew (1 to 16) for every record.
+        for fixed in [1, 2, 5, 16, 0] {
             let mut window = Window::default();
             let mut model = Model { items: Vec::new() };
             let mut version = 0;
             for _ in 0..5_000 {
+                let capacity = if fixed == 0 {
+                    1 + next(16) as usize
+                } else {
+                    fixed
+                };
                 let id = &ids[next(12) as usize];
                 let count = next(3) as u32;
                 version += u64::from(count);
@@ -506,9 +670,15 @@ mod tests {
                     assert_eq!(window.get(&forged(id)), expected, "{id}");
                 }
                 let ring = window.0.as_deref().expect("recorded");
-                let shadowed = ring.ring.iter().filter(|item| item.shadowed).count();
-                assert_eq!(ring.shadowed, shadowed);
-                assert!(ring.ring.len() <= capacity);
+                assert_eq!(ring.items.len(), model.items.len());
+                assert!(fixed == 0 || ring.items.len() <= capacity);
+                let indexed = ring
+                    .table
+                    .iter()
+                    .filter(|slot| slot.position != Slot::EMPTY);
+                let live = ring.items.iter().filter(|item| !item.dead).count();
+                assert_eq!(indexed.count(), live);
+                assert!(live * 2 <= ring.table.len());
             }
             let listed: Vec<(String, Entry)> = window
                 .to_list()

@@ -178,11 +178,11 @@ struct Ring {
 impl Ring {
     pub fn get(&self, command_id: &CommandId) -> Option<Entry> {
         let (_, position) = self.find(command_id)?;
-        Some(self.item(position).entry())
+        self.item(position).map(Item::entry)
     }
 
-    fn item(&self, position: u32) -> &Item {
-        &self.items[position.wrapping_sub(self.base) as usize]
+    fn item(&self, position: u32) -> Option<&Item> {
+        self.items.get(position.wrapping_sub(self.base) as usize)
     }
 
     /// The bytes of `item`'s id.
@@ -210,11 +210,12 @@ impl Ring {
             if slot.position == Slot::EMPTY {
                 return None;
             }
-            if slot.key == key {
-                let item = self.item(slot.position);
-                if item.hash == command_id.hash && self.id_of(item) == command_id.id.as_bytes() {
-                    return Some((at, slot.position));
-                }
+            if slot.key == key
+                && let Some(item) = self.item(slot.position)
+                && item.hash == command_id.hash
+                && self.id_of(item) == command_id.id.as_bytes()
+            {
+                return Some((at, slot.position));
             }
             at = (at + 1) & mask;
         }

@@ -575,6 +575,22 @@ mod tests {
         assert_ne!(hash_id(b"\0"), hash_id(b"\0\0"));
     }
 
+    /// The index uses the low 32 bits of the hash: ids that clients number one after
+    /// another spread over them (about one shared key is expected among 100,000 ids).
+    #[test]
+    fn sequential_ids_spread_over_the_index_keys() {
+        let keys: std::collections::HashSet<u32> = (0..100_000)
+            .map(|i| key(hash_id(format!("req-{i}").as_bytes())))
+            .collect();
+        assert!(keys.len() >= 99_990, "{} distinct keys", keys.len());
+        // And over the homes of a 8,192-slot table: no home gets a crowd.
+        let mut homes = vec![0u32; 8192];
+        for i in 0..4096 {
+            homes[key(hash_id(format!("req-{i}").as_bytes())) as usize & 8191] += 1;
+        }
+        assert!(homes.iter().all(|&n| n <= 12), "{:?}", homes.iter().max());
+    }
+
     /// Positions and byte counts are kept modulo 2^32: a window that has seen billions of
     /// commands keeps working across the wrap.
     #[test]

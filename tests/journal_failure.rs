@@ -124,3 +124,34 @@ async fn a_failing_part_does_not_fail_the_rest_of_the_batch() {
     // `a` is rebuilt from the journal on its next command.
     assert_eq!(repo.send(add("a", 1)).await.unwrap().version, 3);
 }
+
+/// A command whose write failed is not remembered by the dedupe window: the same command
+/// id runs again.
+#[tokio::test]
+async fn a_command_whose_write_failed_runs_again_under_the_same_id() {
+    let journal = Faulty::new(MemoryJournal::new());
+    let repo: Repository<Counter> = Repository::new(journal.clone());
+    journal.fail(1, Fault::FailBefore);
+    assert!(repo.send(add("a", 10).with_id("req")).await.is_err());
+    let receipt = repo.send(add("a", 10).with_id("req")).await.unwrap();
+    assert_eq!(receipt.version, 1);
+    assert_eq!(stored_value(&journal.inner, "counter-a").await, 10);
+    // Now it is remembered: a third send is a repeat.
+    let repeat = repo.send(add("a", 10).with_id("req")).await.unwrap();
+    assert_eq!(repeat.version, 1);
+    assert_eq!(stored_value(&journal.inner, "counter-a").await, 10);
+}
+
+/// A write whose outcome was unknown but that landed carries its command id into the
+/// journal: after recovery the same command is a repeat, not a second deposit.
+#[tokio::test]
+async fn a_command_whose_write_landed_unacknowledged_is_a_repeat_after_recovery() {
+    let journal = Faulty::new(MemoryJournal::new());
+    let repo: Repository<Counter> = Repository::new(journal.clone());
+    journal.fail(1, Fault::FailAfter);
+    assert!(repo.send(add("a", 10).with_id("req")).await.is_err());
+    let repeat = repo.send(add("a", 10).with_id("req")).await.unwrap();
+    assert_eq!(repeat.version, 1);
+    assert_eq!(repeat.events.len(), 1);
+    assert_eq!(stored_value(&journal.inner, "counter-a").await, 10);
+}

@@ -197,28 +197,37 @@ impl Ring {
         key as usize & (self.table.len() - 1)
     }
 
-    /// The index slot and position of the live item for `command_id`.
-    fn find(&self, command_id: &CommandId) -> Option<(usize, u32)> {
-        if self.table.is_empty() {
-            return None;
-        }
-        let key = key(command_id.hash);
-        let mask = self.table.len() - 1;
-        let mut at = self.home(key);
-        loop {
-            let slot = self.table[at];
+    /// The occupied slots of `key`'s probe chain, from its home up to the first empty slot
+    /// (there always is one: the table is never more than half full).
+    fn chain(&self, key: u32) -> impl Iterator<Item = (usize, Slot)> + '_ {
+        let mask = self.table.len().wrapping_sub(1);
+        let mut at = if self.table.is_empty() {
+            0
+        } else {
+            self.home(key)
+        };
+        std::iter::from_fn(move || {
+            let slot = *self.table.get(at)?;
             if slot.position == Slot::EMPTY {
                 return None;
             }
-            if slot.key == key
-                && let Some(item) = self.item(slot.position)
-                && item.hash == command_id.hash
-                && self.id_of(item) == command_id.id.as_bytes()
-            {
-                return Some((at, slot.position));
-            }
+            let here = at;
             at = (at + 1) & mask;
-        }
+            Some((here, slot))
+        })
+    }
+
+    /// The index slot and position of the live item for `command_id`.
+    fn find(&self, command_id: &CommandId) -> Option<(usize, u32)> {
+        let key = key(command_id.hash);
+        self.chain(key)
+            .find(|&(_, slot)| {
+                slot.key == key
+                    && self.item(slot.position).is_some_and(|item| {
+                        item.hash == command_id.hash && self.id_of(item) == command_id.id.as_bytes()
+                    })
+            })
+            .map(|(at, slot)| (at, slot.position))
     }
 
     /// Records a command. An event-sourced stream can record the same command id over
@@ -286,17 +295,11 @@ impl Ring {
             return;
         };
         if !item.dead {
-            let key = key(item.hash);
-            let mask = self.table.len() - 1;
-            let mut at = self.home(key);
-            while self.table[at].position != self.base {
-                debug_assert_ne!(self.table[at].position, Slot::EMPTY, "not indexed");
-                if self.table[at].position == Slot::EMPTY {
-                    break;
-                }
-                at = (at + 1) & mask;
-            }
-            if self.table[at].position == self.base {
+            let slot = self
+                .chain(key(item.hash))
+                .find(|&(_, slot)| slot.position == self.base);
+            debug_assert!(slot.is_some(), "a live item is indexed");
+            if let Some((at, _)) = slot {
                 self.unindex(at);
             }
         }

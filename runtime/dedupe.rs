@@ -7,10 +7,11 @@
 //! command id is hashed once per command ([`CommandId`]), not once per map operation.
 
 use std::collections::VecDeque;
-use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+use crate::hash::hash_id;
 
 /// Where one command's receipt is: the version after it and how many events it wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,7 +21,7 @@ pub(crate) struct Entry {
 }
 
 /// A command id with its hash, computed once per command with a keyed hash
-/// ([`hash_id`]), so that ids chosen by clients cannot be aimed at one index slot.
+/// ([`hash_id`](crate::hash::hash_id)), so that ids chosen by clients cannot be aimed at one index slot.
 #[derive(Debug, Clone)]
 pub(crate) struct CommandId {
     hash: u64,
@@ -43,67 +44,6 @@ impl CommandId {
         &self.id
     }
 }
-
-/// Multiplies two words and folds the 128-bit product onto 64 bits: every output bit
-/// depends on every input bit.
-fn fold(x: u64, y: u64) -> u64 {
-    let product = u128::from(x) * u128::from(y);
-    (product as u64) ^ ((product >> 64) as u64)
-}
-
-fn word(bytes: &[u8], at: usize) -> u64 {
-    let mut word = [0; 8];
-    word.copy_from_slice(&bytes[at..at + 8]);
-    u64::from_le_bytes(word)
-}
-
-fn half_word(bytes: &[u8], at: usize) -> u64 {
-    let mut half = [0; 4];
-    half.copy_from_slice(&bytes[at..at + 4]);
-    u64::from(u32::from_le_bytes(half))
-}
-
-/// A keyed hash of a command id: folded multiplications of its words with two secret
-/// words drawn once per process.
-///
-/// Command ids come from clients, so the keys keep them from choosing ids that share an
-/// index slot. It is not a cryptographic hash: what a collision costs is a longer probe
-/// in one aggregate's window, never a wrong answer, since ids that share a hash are told
-/// apart by their bytes. It takes about 45 instructions for a 9-byte id where the
-/// standard library's SipHash took about 190 (BENCHMARKS.md, W4).
-fn hash_id(bytes: &[u8]) -> u64 {
-    static KEYS: OnceLock<[u64; 2]> = OnceLock::new();
-    let [k0, k1] = *KEYS.get_or_init(|| {
-        let state = RandomState::new();
-        [state.hash_one(0_u64), state.hash_one(1_u64)]
-    });
-    let len = bytes.len();
-    let mut h = k0 ^ (len as u64).rotate_left(32);
-    let (a, b) = match len {
-        0 => (0, 0),
-        1..4 => {
-            let (first, middle, last) = (bytes[0], bytes[len / 2], bytes[len - 1]);
-            (
-                u64::from(first) << 16 | u64::from(middle) << 8 | u64::from(last),
-                0,
-            )
-        }
-        4..8 => (half_word(bytes, 0), half_word(bytes, len - 4)),
-        8..=16 => (word(bytes, 0), word(bytes, len - 8)),
-        _ => {
-            let mut at = 0;
-            while len - at > 16 {
-                h = fold(word(bytes, at) ^ k1, word(bytes, at + 8) ^ h);
-                at += 16;
-            }
-            (word(bytes, len - 16), word(bytes, len - 8))
-        }
-    };
-    fold(fold(a ^ k1, b ^ h), k0 ^ SPREAD)
-}
-
-/// An odd constant (the golden ratio's) for the final fold.
-const SPREAD: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// The index key of a hash: its low 32 bits. Two ids sharing them are told apart by
 /// their full hash and bytes.

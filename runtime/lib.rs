@@ -90,6 +90,7 @@ mod dedupe;
 mod error;
 mod fixture;
 mod gateway;
+mod hash;
 mod recovery;
 pub mod store;
 

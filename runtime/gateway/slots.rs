@@ -6,12 +6,13 @@
 //! lock that also hands out clones), so an aggregate never has two live slots.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::aggregate::{Aggregate, Command};
 use crate::dedupe::Window;
+use crate::hash::KeyedState;
 
 type Id<A> = <<A as Aggregate>::Command as Command>::Id;
 
@@ -20,7 +21,7 @@ type Id<A> = <<A as Aggregate>::Command as Command>::Id;
 /// the tick of the previous sweep. (No system clock on the command path.)
 #[derive(Default)]
 struct Shard<A: Aggregate> {
-    map: HashMap<Id<A>, Arc<Slot<A>>>,
+    map: HashMap<Id<A>, Arc<Slot<A>>, KeyedState>,
     clock: u64,
     /// The clock at the previous idle sweep: a slot last used at or before it has seen no
     /// command for a whole sweep period.
@@ -49,7 +50,6 @@ pub(crate) struct Slot<A> {
 
 pub(crate) struct Slots<A: Aggregate> {
     shards: Box<[Mutex<Shard<A>>]>,
-    hasher: RandomState,
     len: AtomicUsize,
     max: usize,
 }
@@ -60,13 +60,12 @@ impl<A: Aggregate> Slots<A> {
             shards: (0..SHARDS)
                 .map(|_| {
                     Mutex::new(Shard {
-                        map: HashMap::new(),
+                        map: HashMap::with_hasher(KeyedState),
                         clock: 0,
                         swept_at: 0,
                     })
                 })
                 .collect(),
-            hasher: RandomState::new(),
             len: AtomicUsize::new(0),
             max: max.max(1),
         }
@@ -86,7 +85,9 @@ impl<A: Aggregate> Slots<A> {
 
     /// The slot of `id`, created (unrecovered) if it is not in memory.
     pub fn get(&self, id: &Id<A>) -> Arc<Slot<A>> {
-        let index = (self.hasher.hash_one(id) as usize) % SHARDS;
+        // The shard comes from bits the shard's map does not index by (it takes the low
+        // bits for a bucket and the top seven for a tag).
+        let index = ((KeyedState.hash_one(id) >> 32) as usize) % SHARDS;
         let mut shard = self.shard(index);
         shard.clock += 1;
         let now = shard.clock;

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::future::ready;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::hash::KeyedState;
+
 use super::{
     AtomicWrite, BoxFuture, EventRecord, Journal, JournalError, SnapshotRecord, SnapshotStore,
 };
@@ -18,9 +20,70 @@ pub struct MemoryJournal {
 
 #[derive(Default)]
 struct JournalState {
-    streams: HashMap<Arc<str>, Stream>,
-    /// Every event in global order: `log[position - 1]`; `None` once deleted.
-    log: Vec<Option<EventRecord>>,
+    streams: HashMap<Arc<str>, Stream, KeyedState>,
+    log: Log,
+}
+
+/// Events in a chunk of the log.
+const CHUNK: usize = 4096;
+
+/// Every event in global order, the one at `position` at index `position - 1`; `None`
+/// once deleted.
+///
+/// What a write does under the journal's lock is kept to moving pointers, so that the
+/// writers of other threads seldom wait for it and never sleep on it: events are boxed
+/// before the lock is taken (the allocation, and the first touch of fresh memory, happen
+/// outside it), and the log is kept in chunks of [`CHUNK`] pointers that never move once
+/// allocated (a doubling `Vec` of records copied all of them under the lock).
+#[derive(Default)]
+struct Log {
+    chunks: Vec<Vec<Option<Box<EventRecord>>>>,
+    len: usize,
+}
+
+impl Log {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, event: Box<EventRecord>) {
+        match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() < CHUNK => chunk.push(Some(event)),
+            _ => {
+                let mut chunk = Vec::with_capacity(CHUNK);
+                chunk.push(Some(event));
+                self.chunks.push(chunk);
+            }
+        }
+        self.len += 1;
+    }
+
+    fn get(&self, index: usize) -> Option<&EventRecord> {
+        self.chunks
+            .get(index / CHUNK)?
+            .get(index % CHUNK)?
+            .as_deref()
+    }
+
+    fn get_mut(&mut self, index: usize) -> Option<&mut Option<Box<EventRecord>>> {
+        self.chunks.get_mut(index / CHUNK)?.get_mut(index % CHUNK)
+    }
+
+    /// The events from index `start` on, deleted ones skipped.
+    fn from(&self, start: usize) -> impl Iterator<Item = &EventRecord> {
+        let (first, skip) = (start / CHUNK, start % CHUNK);
+        self.chunks
+            .get(first..)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .flat_map(move |(i, chunk)| {
+                chunk
+                    .get(if i == 0 { skip } else { 0 }..)
+                    .unwrap_or_default()
+            })
+            .filter_map(Option::as_deref)
+    }
 }
 
 #[derive(Default)]
@@ -58,9 +121,21 @@ impl std::fmt::Debug for MemoryJournal {
 }
 
 impl JournalState {
-    fn write_part(&mut self, part: AtomicWrite) -> Result<(), JournalError> {
-        let stream = self.streams.entry(part.persistence_id).or_default();
-        for (expected, event) in (stream.highest + 1..).zip(&part.events) {
+    /// Appends one part's events, boxed beforehand, or refuses all of them. Drains
+    /// `events` but leaves its buffer to be freed after the lock is released, and so the
+    /// stream's outgrown buffer of positions, which goes to `spent`.
+    #[expect(
+        clippy::vec_box,
+        reason = "events are boxed before the lock is taken (see `Log`)"
+    )]
+    fn write_part(
+        &mut self,
+        persistence_id: &Arc<str>,
+        events: &mut Vec<Box<EventRecord>>,
+        spent: &mut Vec<Vec<u64>>,
+    ) -> Result<(), JournalError> {
+        let stream = self.streams.entry(Arc::clone(persistence_id)).or_default();
+        for (expected, event) in (stream.highest + 1..).zip(events.iter()) {
             if event.sequence_nr != expected {
                 return Err(JournalError::Conflict {
                     persistence_id: event.persistence_id.to_string(),
@@ -68,12 +143,23 @@ impl JournalState {
                 });
             }
         }
-        for mut event in part.events {
+        let positions = &mut stream.positions;
+        if positions.capacity() - positions.len() < events.len() {
+            // Grown by hand rather than by `realloc`, which could wait, under the journal's
+            // lock, on the lock of the allocator arena of the thread that made the buffer.
+            let want = (positions.len() + events.len())
+                .max(2 * positions.len())
+                .max(8);
+            let mut grown = Vec::with_capacity(want);
+            grown.extend_from_slice(positions);
+            spent.push(std::mem::replace(positions, grown));
+        }
+        for mut event in events.drain(..) {
             let position = self.log.len() as u64 + 1;
             event.position = position;
             stream.highest = event.sequence_nr;
             stream.positions.push(position);
-            self.log.push(Some(event));
+            self.log.push(event);
         }
         Ok(())
     }
@@ -106,8 +192,7 @@ impl JournalState {
 
     fn at(&self, position: u64) -> Option<&EventRecord> {
         self.log
-            .get(usize::try_from(position).ok()?.checked_sub(1)?)?
-            .as_ref()
+            .get(usize::try_from(position).ok()?.checked_sub(1)?)
     }
 
     fn scan(
@@ -118,9 +203,7 @@ impl JournalState {
     ) -> Vec<EventRecord> {
         let start = usize::try_from(after).unwrap_or(usize::MAX);
         self.log
-            .iter()
-            .skip(start)
-            .flatten()
+            .from(start)
             .filter(|e| keep(e))
             .take(max)
             .cloned()
@@ -130,11 +213,24 @@ impl JournalState {
 
 impl Journal for MemoryJournal {
     fn write(&self, batch: Vec<AtomicWrite>) -> BoxFuture<'_, Vec<Result<(), JournalError>>> {
-        let mut state = self.state();
-        let results = batch
+        // Everything that allocates or frees happens outside the lock (see `Log`).
+        let mut parts: Vec<(Arc<str>, Vec<Box<EventRecord>>)> = batch
             .into_iter()
-            .map(|part| state.write_part(part))
+            .map(|part| {
+                (
+                    part.persistence_id,
+                    part.events.into_iter().map(Box::new).collect(),
+                )
+            })
             .collect();
+        let mut results = Vec::with_capacity(parts.len());
+        let mut spent = Vec::with_capacity(parts.len());
+        let mut state = self.state();
+        for (persistence_id, events) in &mut parts {
+            results.push(state.write_part(persistence_id, events, &mut spent));
+        }
+        drop(state);
+        drop((parts, spent));
         Box::pin(ready(results))
     }
 
@@ -291,5 +387,101 @@ impl SnapshotStore for MemorySnapshots {
             list.drain(..excess);
         }
         Box::pin(ready(Ok(())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::codec::Tags;
+
+    fn event(stream: &Arc<str>, sequence_nr: u64, tagged: bool) -> EventRecord {
+        EventRecord {
+            persistence_id: Arc::clone(stream),
+            sequence_nr,
+            manifest: Cow::Borrowed("Added"),
+            version: 1,
+            payload: format!("{sequence_nr}").into_bytes(),
+            tags: if tagged {
+                Tags::fixed(&["odd"])
+            } else {
+                Tags::NONE
+            },
+            command_id: None,
+            timestamp: 0,
+            writer_id: Arc::from("test"),
+            position: 0,
+        }
+    }
+
+    /// Waits for a store future; the memory stores' futures are ready at once.
+    fn now<T>(future: BoxFuture<'_, T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map(|runtime| runtime.block_on(future))
+            .unwrap_or_else(|error| panic!("no runtime: {error}"))
+    }
+
+    fn ok<T>(result: Result<T, JournalError>) -> T {
+        result.unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    fn positions(records: &[EventRecord]) -> Vec<u64> {
+        records.iter().map(|r| r.position).collect()
+    }
+
+    /// Three streams written round-robin over more than two chunks of the log: reads by
+    /// position, by tag and by stream agree with the order of writing across the chunks'
+    /// edges, before and after a delete.
+    #[test]
+    fn reads_cross_the_log_chunks() {
+        let journal = MemoryJournal::new();
+        let streams: Vec<Arc<str>> = (0..3).map(|i| Arc::from(format!("s-{i}"))).collect();
+        let total = 2 * CHUNK as u64 + 100;
+        for position in 1..=total {
+            let stream = &streams[(position % 3) as usize];
+            let sequence_nr = position.div_ceil(3);
+            let part = AtomicWrite {
+                persistence_id: Arc::clone(stream),
+                events: vec![event(stream, sequence_nr, position % 2 == 1)],
+            };
+            let results = now(journal.write(vec![part]));
+            assert!(matches!(results[..], [Ok(())]), "{results:?}");
+        }
+        assert!(journal.state().log.chunks.len() == 3);
+
+        for after in [0, 1, CHUNK as u64 - 1, CHUNK as u64, 2 * CHUNK as u64 + 7] {
+            let all = ok(now(journal.read_all(after, 5)));
+            assert_eq!(positions(&all), (after + 1..=after + 5).collect::<Vec<_>>());
+            let odd = ok(now(journal.read_tag("odd", after, 3)));
+            let first = after + 1 + after % 2;
+            assert_eq!(positions(&odd), vec![first, first + 2, first + 4]);
+        }
+        let tail = ok(now(journal.read_all(total - 2, 10)));
+        assert_eq!(positions(&tail), vec![total - 1, total]);
+
+        // Stream s-1 holds positions 1, 4, 7, ...: its sequence number n is at 3n - 2.
+        let stream = ok(now(journal.read("s-1", 1_360, 1_380, 100)));
+        assert_eq!(stream.len(), 21);
+        assert!(stream.iter().all(|r| r.position == 3 * r.sequence_nr - 2));
+
+        // Deleting s-1 up to 1,400 (its positions up to 4,198) empties its slots in the
+        // first two chunks (4,192, 4,195, 4,198 among those below); the other streams'
+        // events around them stay.
+        ok(now(journal.delete_to("s-1", 1_400)));
+        let around = ok(now(journal.read_all(4_190, 9)));
+        assert_eq!(
+            positions(&around),
+            vec![
+                4_191, 4_193, 4_194, 4_196, 4_197, 4_199, 4_200, 4_201, 4_202
+            ]
+        );
+        assert_eq!(ok(now(journal.read("s-1", 1, 1_401, 10))).len(), 1);
+        assert_eq!(
+            ok(now(journal.highest_sequence_nr("s-1"))),
+            total.div_ceil(3)
+        );
     }
 }

@@ -28,17 +28,20 @@ struct JournalState {
 const CHUNK: usize = 4096;
 
 /// Every event in global order, the one at `position` at index `position - 1`; `None`
-/// once deleted.
+/// once deleted (or not yet written).
 ///
-/// What a write does under the journal's lock is kept to moving pointers, so that the
-/// writers of other threads seldom wait for it and never sleep on it: events are boxed
-/// before the lock is taken (the allocation, and the first touch of fresh memory, happen
-/// outside it), and the log is kept in chunks of [`CHUNK`] pointers that never move once
-/// allocated (a doubling `Vec` of records copied all of them under the lock).
+/// What a write does under the journal's lock is kept short and free of page faults, so
+/// that the writers of other threads seldom wait for it and never sleep on it. The log is
+/// a list of chunks of [`CHUNK`] slots that never move once allocated (a doubling `Vec`
+/// copied every record under the lock), and each chunk is allocated and filled with
+/// `None` outside the lock (see [`Log::wants_spare`]), so that storing a record touches
+/// memory that is already mapped.
 #[derive(Default)]
 struct Log {
-    chunks: Vec<Vec<Option<Box<EventRecord>>>>,
+    chunks: Vec<Vec<Option<EventRecord>>>,
     len: usize,
+    /// The next chunk, ready before the current one is full.
+    spare: Option<Vec<Option<EventRecord>>>,
 }
 
 impl Log {
@@ -46,26 +49,46 @@ impl Log {
         self.len
     }
 
-    fn push(&mut self, event: Box<EventRecord>) {
-        match self.chunks.last_mut() {
-            Some(chunk) if chunk.len() < CHUNK => chunk.push(Some(event)),
-            _ => {
-                let mut chunk = Vec::with_capacity(CHUNK);
-                chunk.push(Some(event));
-                self.chunks.push(chunk);
+    /// A chunk of empty slots, every page of it touched: made outside the lock.
+    fn fresh_chunk() -> Vec<Option<EventRecord>> {
+        (0..CHUNK).map(|_| None).collect()
+    }
+
+    /// Whether a writer should make the next chunk (after releasing the lock) and hand it
+    /// over with [`Log::give_spare`]: from half of the current chunk on.
+    fn wants_spare(&self) -> bool {
+        self.spare.is_none() && self.len % CHUNK >= CHUNK / 2
+    }
+
+    /// Keeps `chunk` as the next one, or gives it back when another writer was first.
+    fn give_spare(&mut self, chunk: Vec<Option<EventRecord>>) -> Option<Vec<Option<EventRecord>>> {
+        match self.spare {
+            None => {
+                self.spare = Some(chunk);
+                None
             }
+            Some(_) => Some(chunk),
+        }
+    }
+
+    fn push(&mut self, event: EventRecord) {
+        let (chunk, slot) = (self.len / CHUNK, self.len % CHUNK);
+        if chunk == self.chunks.len() {
+            // Only when writers outran the spare's maker is a chunk made under the lock.
+            let next = self.spare.take().unwrap_or_else(Self::fresh_chunk);
+            self.chunks.push(next);
+        }
+        if let Some(place) = self.chunks.get_mut(chunk).and_then(|c| c.get_mut(slot)) {
+            *place = Some(event);
         }
         self.len += 1;
     }
 
     fn get(&self, index: usize) -> Option<&EventRecord> {
-        self.chunks
-            .get(index / CHUNK)?
-            .get(index % CHUNK)?
-            .as_deref()
+        self.chunks.get(index / CHUNK)?.get(index % CHUNK)?.as_ref()
     }
 
-    fn get_mut(&mut self, index: usize) -> Option<&mut Option<Box<EventRecord>>> {
+    fn get_mut(&mut self, index: usize) -> Option<&mut Option<EventRecord>> {
         self.chunks.get_mut(index / CHUNK)?.get_mut(index % CHUNK)
     }
 
@@ -82,7 +105,7 @@ impl Log {
                     .get(if i == 0 { skip } else { 0 }..)
                     .unwrap_or_default()
             })
-            .filter_map(Option::as_deref)
+            .flatten()
     }
 }
 
@@ -121,21 +144,10 @@ impl std::fmt::Debug for MemoryJournal {
 }
 
 impl JournalState {
-    /// Appends one part's events, boxed beforehand, or refuses all of them. Drains
-    /// `events` but leaves its buffer to be freed after the lock is released, and so the
-    /// stream's outgrown buffer of positions, which goes to `spent`.
-    #[expect(
-        clippy::vec_box,
-        reason = "events are boxed before the lock is taken (see `Log`)"
-    )]
-    fn write_part(
-        &mut self,
-        persistence_id: &Arc<str>,
-        events: &mut Vec<Box<EventRecord>>,
-        spent: &mut Vec<Vec<u64>>,
-    ) -> Result<(), JournalError> {
-        let stream = self.streams.entry(Arc::clone(persistence_id)).or_default();
-        for (expected, event) in (stream.highest + 1..).zip(events.iter()) {
+    /// Appends one part's events, or refuses all of them.
+    fn write_part(&mut self, part: AtomicWrite) -> Result<(), JournalError> {
+        let stream = self.streams.entry(part.persistence_id).or_default();
+        for (expected, event) in (stream.highest + 1..).zip(&part.events) {
             if event.sequence_nr != expected {
                 return Err(JournalError::Conflict {
                     persistence_id: event.persistence_id.to_string(),
@@ -144,21 +156,21 @@ impl JournalState {
             }
         }
         let positions = &mut stream.positions;
-        if positions.capacity() - positions.len() < events.len() {
+        if positions.capacity() - positions.len() < part.events.len() {
             // Grown by hand rather than by `realloc`, which could wait, under the journal's
             // lock, on the lock of the allocator arena of the thread that made the buffer.
-            let want = (positions.len() + events.len())
+            let want = (positions.len() + part.events.len())
                 .max(2 * positions.len())
                 .max(8);
             let mut grown = Vec::with_capacity(want);
             grown.extend_from_slice(positions);
-            spent.push(std::mem::replace(positions, grown));
+            *positions = grown;
         }
-        for mut event in events.drain(..) {
+        for mut event in part.events {
             let position = self.log.len() as u64 + 1;
             event.position = position;
             stream.highest = event.sequence_nr;
-            stream.positions.push(position);
+            positions.push(position);
             self.log.push(event);
         }
         Ok(())
@@ -213,24 +225,18 @@ impl JournalState {
 
 impl Journal for MemoryJournal {
     fn write(&self, batch: Vec<AtomicWrite>) -> BoxFuture<'_, Vec<Result<(), JournalError>>> {
-        // Everything that allocates or frees happens outside the lock (see `Log`).
-        let mut parts: Vec<(Arc<str>, Vec<Box<EventRecord>>)> = batch
-            .into_iter()
-            .map(|part| {
-                (
-                    part.persistence_id,
-                    part.events.into_iter().map(Box::new).collect(),
-                )
-            })
-            .collect();
-        let mut results = Vec::with_capacity(parts.len());
-        let mut spent = Vec::with_capacity(parts.len());
         let mut state = self.state();
-        for (persistence_id, events) in &mut parts {
-            results.push(state.write_part(persistence_id, events, &mut spent));
-        }
+        let results = batch
+            .into_iter()
+            .map(|part| state.write_part(part))
+            .collect();
+        let wants_spare = state.log.wants_spare();
         drop(state);
-        drop((parts, spent));
+        if wants_spare {
+            let chunk = Log::fresh_chunk();
+            let unused = self.state().log.give_spare(chunk);
+            drop(unused);
+        }
         Box::pin(ready(results))
     }
 

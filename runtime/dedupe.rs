@@ -21,7 +21,8 @@ pub(crate) struct Entry {
 }
 
 /// A command id with its hash, computed once per command with a keyed hash
-/// ([`hash_id`](crate::hash::hash_id)), so that ids chosen by clients cannot be aimed at one index slot.
+/// ([`hash_id`](crate::hash::hash_id)), so that ids chosen by clients cannot be aimed at
+/// one index slot.
 #[derive(Debug, Clone)]
 pub(crate) struct CommandId {
     hash: u64,

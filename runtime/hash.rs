@@ -34,14 +34,15 @@ fn half_word(bytes: &[u8], at: usize) -> u64 {
     u64::from(u32::from_le_bytes(half))
 }
 
-/// A keyed hash of a command id: folded multiplications of its words with two secret
-/// words drawn once per process.
+/// A keyed hash of bytes (a command id, or a key's bytes for [`KeyedHasher`]): folded
+/// multiplications of their words with two secret words drawn once per process.
 ///
-/// Command ids come from clients, so the keys keep them from choosing ids that share an
-/// index slot. It is not a cryptographic hash: what a collision costs is a longer probe
-/// in one aggregate's window, never a wrong answer, since ids that share a hash are told
-/// apart by their bytes. It takes about 45 instructions for a 9-byte id where the
-/// standard library's SipHash took about 190 (BENCHMARKS.md, W4).
+/// Command ids and aggregate ids come from clients, so the keys keep them from choosing
+/// ids that share an index slot. It is not a cryptographic hash: what a collision costs
+/// is a longer probe (in one aggregate's dedupe window, or in a map), never a wrong
+/// answer, since ids that share a hash are told apart by their bytes. It takes about 45
+/// instructions for a 9-byte id where the standard library's SipHash took about 190
+/// (BENCHMARKS.md, W4).
 pub(crate) fn hash_id(bytes: &[u8]) -> u64 {
     let [k0, k1] = keys();
     let len = bytes.len();

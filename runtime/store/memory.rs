@@ -31,7 +31,8 @@ const CHUNK: usize = 4096;
 /// once deleted (or not yet written).
 ///
 /// What a write does under the journal's lock is kept short and free of page faults, so
-/// that the writers of other threads seldom wait for it and never sleep on it. The log is
+/// that the writers of other threads seldom wait for it, and not long enough to fall
+/// asleep (BENCHMARKS.md, W2). The log is
 /// a list of chunks of [`CHUNK`] slots that never move once allocated (a doubling `Vec`
 /// copied every record under the lock), and each chunk is allocated and filled with
 /// `None` outside the lock (see [`Log::wants_spare`]), so that storing a record touches

@@ -36,7 +36,8 @@ const CHUNK: usize = 4096;
 /// a list of chunks of [`CHUNK`] slots that never move once allocated (a doubling `Vec`
 /// copied every record under the lock), and each chunk is allocated and filled with
 /// `None` outside the lock (see [`Log::wants_spare`]), so that storing a record touches
-/// memory that is already mapped.
+/// memory that is already mapped. Only the first chunk is a plain `Vec` that grows as
+/// events come, so that a small journal (a test's) stays small.
 #[derive(Default)]
 struct Log {
     chunks: Vec<Vec<Option<EventRecord>>>,
@@ -74,6 +75,14 @@ impl Log {
 
     fn push(&mut self, event: EventRecord) {
         let (chunk, slot) = (self.len / CHUNK, self.len % CHUNK);
+        if chunk == 0 {
+            match self.chunks.first_mut() {
+                Some(first) => first.push(Some(event)),
+                None => self.chunks.push(vec![Some(event)]),
+            }
+            self.len += 1;
+            return;
+        }
         if chunk == self.chunks.len() {
             // Only when writers outran the spare's maker is a chunk made under the lock.
             let next = self.spare.take().unwrap_or_else(Self::fresh_chunk);
@@ -439,6 +448,29 @@ mod tests {
         records.iter().map(|r| r.position).collect()
     }
 
+    /// A journal of a few events holds a few slots, not a whole chunk.
+    #[test]
+    fn a_small_journal_stays_small() {
+        let journal = MemoryJournal::new();
+        let stream: Arc<str> = Arc::from("s");
+        for sequence_nr in 1..=10 {
+            let part = AtomicWrite {
+                persistence_id: Arc::clone(&stream),
+                events: vec![event(&stream, sequence_nr, false)],
+            };
+            let results = now(journal.write(vec![part]));
+            assert!(matches!(results[..], [Ok(())]), "{results:?}");
+        }
+        {
+            let state = journal.state();
+            let capacity = state.log.chunks[0].capacity();
+            assert!(capacity < 64, "the first chunk holds {capacity} slots");
+            assert!(state.log.spare.is_none());
+        }
+        let all = ok(now(journal.read_all(0, 100)));
+        assert_eq!(positions(&all), (1..=10).collect::<Vec<_>>());
+    }
+
     /// Three streams written round-robin over more than two chunks of the log: reads by
     /// position, by tag and by stream agree with the order of writing across the chunks'
     /// edges, before and after a delete.
@@ -457,7 +489,8 @@ mod tests {
             let results = now(journal.write(vec![part]));
             assert!(matches!(results[..], [Ok(())]), "{results:?}");
         }
-        assert!(journal.state().log.chunks.len() == 3);
+        let chunks: Vec<usize> = journal.state().log.chunks.iter().map(Vec::len).collect();
+        assert_eq!(chunks, vec![CHUNK, CHUNK, CHUNK]);
 
         for after in [0, 1, CHUNK as u64 - 1, CHUNK as u64, 2 * CHUNK as u64 + 7] {
             let all = ok(now(journal.read_all(after, 5)));

@@ -32,12 +32,12 @@ const CHUNK: usize = 4096;
 ///
 /// What a write does under the journal's lock is kept short and free of page faults, so
 /// that the writers of other threads seldom wait for it, and not long enough to fall
-/// asleep (BENCHMARKS.md, W2). The log is
-/// a list of chunks of [`CHUNK`] slots that never move once allocated (a doubling `Vec`
-/// copied every record under the lock), and each chunk is allocated and filled with
-/// `None` outside the lock (see [`Log::wants_spare`]), so that storing a record touches
-/// memory that is already mapped. Only the first chunk is a plain `Vec` that grows as
-/// events come, so that a small journal (a test's) stays small.
+/// asleep (BENCHMARKS.md, W2). The log is a list of chunks of [`CHUNK`] slots that never
+/// move once allocated (a doubling `Vec` copied every record under the lock), and each
+/// chunk is allocated and filled with `None` outside the lock (see [`Log::wants_spare`]),
+/// so that storing a record touches memory that is already mapped. Only the first chunk
+/// is a plain `Vec` that grows as events come, so that a small journal (a test's) stays
+/// small.
 #[derive(Default)]
 struct Log {
     chunks: Vec<Vec<Option<EventRecord>>>,
@@ -80,16 +80,15 @@ impl Log {
                 Some(first) => first.push(Some(event)),
                 None => self.chunks.push(vec![Some(event)]),
             }
-            self.len += 1;
-            return;
-        }
-        if chunk == self.chunks.len() {
-            // Only when writers outran the spare's maker is a chunk made under the lock.
-            let next = self.spare.take().unwrap_or_else(Self::fresh_chunk);
-            self.chunks.push(next);
-        }
-        if let Some(place) = self.chunks.get_mut(chunk).and_then(|c| c.get_mut(slot)) {
-            *place = Some(event);
+        } else {
+            if chunk == self.chunks.len() {
+                // Only when writers outran the spare's maker is a chunk made under the lock.
+                let next = self.spare.take().unwrap_or_else(Self::fresh_chunk);
+                self.chunks.push(next);
+            }
+            if let Some(place) = self.chunks.get_mut(chunk).and_then(|c| c.get_mut(slot)) {
+                *place = Some(event);
+            }
         }
         self.len += 1;
     }

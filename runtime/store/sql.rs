@@ -64,7 +64,8 @@ pub(crate) fn to_u32(
 #[cfg(feature = "sqlite")]
 pub(crate) fn tags_json(tags: &Tags) -> String {
     let list: Vec<&str> = tags.iter().collect();
-    serde_json::Value::from(list).to_string()
+    // A list of strings always serializes; "[]" is only a fallback that cannot happen.
+    serde_json::to_string(&list).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// The tags read back from the `tags` column.

@@ -37,10 +37,14 @@
 //! fsync). Each aggregate's part is checked against its stream's highest number before any
 //! of it is written (the transaction holds the write lock, so the check stays true): a
 //! part whose sequence numbers are taken is refused alone as a
-//! [`JournalError::Conflict`]; the others commit. Several processes
+//! [`JournalError::Conflict`]; the others commit. The writer remembers the highest number
+//! of the streams it wrote lately, so that a check costs no query, and forgets them all
+//! when `PRAGMA data_version` shows that another connection wrote to the file, or when a
+//! transaction fails. Several processes
 //! (or several handles) may write to one file: SQLite's lock serializes their
 //! transactions. Reads run on a small set of read connections in `spawn_blocking`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -48,8 +52,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, ErrorCode, Row, TransactionBehavior, params};
+use rusqlite::{Connection, ErrorCode, Row, Statement, TransactionBehavior, params};
 use tokio::sync::oneshot;
+
+use crate::hash::KeyedState;
 
 use super::sql::{
     check_sequence, clamp_i64, conflict, corrupt, distinct_tags, limit, parse_tags, payload_text,
@@ -104,6 +110,12 @@ CREATE TABLE IF NOT EXISTS factum_snapshots (
     PRIMARY KEY (persistence_id, sequence_nr)
 ) WITHOUT ROWID;
 ";
+
+const INSERT_EVENT: &str = "INSERT INTO factum_events (persistence_id, sequence_nr, manifest, \
+     version, payload, tags, command_id, timestamp, writer_id) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
+const INSERT_TAG: &str = "INSERT INTO factum_event_tags (tag, position) VALUES (?1, ?2)";
 
 const EVENT_COLUMNS: &str = "e.position, e.persistence_id, e.sequence_nr, e.manifest, e.version, \
      e.payload, e.tags, e.command_id, e.timestamp, e.writer_id";
@@ -332,7 +344,12 @@ fn open_reader(path: &Path) -> Result<Connection, JournalError> {
 
 /// The writer thread: takes everything queued (up to `max_jobs`), commits it in one
 /// transaction, answers.
-fn run_writer(mut conn: Connection, jobs: mpsc::Receiver<Job>, max_jobs: usize) {
+fn run_writer(conn: Connection, jobs: mpsc::Receiver<Job>, max_jobs: usize) {
+    let mut writer = Writer {
+        conn,
+        highest: HashMap::default(),
+        data_version: None,
+    };
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < max_jobs {
@@ -341,8 +358,25 @@ fn run_writer(mut conn: Connection, jobs: mpsc::Receiver<Job>, max_jobs: usize) 
                 Err(_) => break,
             }
         }
-        run_batch(&mut conn, batch);
+        writer.run(batch);
     }
+}
+
+/// The writer forgets the streams' highest sequence numbers when it remembers more than
+/// this many (at the start of a transaction, so that none is forgotten midway).
+const MAX_REMEMBERED: usize = 1 << 16;
+
+/// The write connection, and what the writer thread remembers between transactions.
+struct Writer {
+    conn: Connection,
+    /// The highest sequence number of each stream this connection wrote or checked lately,
+    /// so that checking a part costs no query. It is right only while no other connection
+    /// writes to the file: each transaction starts by comparing `PRAGMA data_version`
+    /// (which changes when another connection commits) and forgets everything when it
+    /// moved; a transaction that fails forgets everything too.
+    highest: HashMap<Arc<str>, u64, KeyedState>,
+    /// `PRAGMA data_version` as of the last transaction (`None`: not read yet).
+    data_version: Option<i64>,
 }
 
 /// A job's result, waiting for the commit before it is sent.
@@ -354,84 +388,97 @@ enum Done {
     One(Result<(), JournalError>, Reply<Result<(), JournalError>>),
 }
 
-fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
-    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(error) => {
-            let error = backend(error);
-            for job in batch {
-                fail(job, &error);
-            }
-            return;
-        }
-    };
-    let mut done = Vec::with_capacity(batch.len());
-    let mut failed = None;
-    for job in batch {
-        done.push(match job {
-            Job::Write(parts, reply) => {
-                let mut results = Vec::with_capacity(parts.len());
-                for part in &parts {
-                    // A part that conflicts is refused before any of it is written, so it
-                    // needs no savepoint; any other failure midway fails the whole batch.
-                    let result = match check_part(&tx, part) {
-                        Ok(()) => insert_part(&tx, part),
-                        Err(conflict @ JournalError::Conflict { .. }) => {
-                            results.push(Err(conflict));
-                            continue;
-                        }
-                        Err(error) => Err(error),
-                    };
-                    if let Err(error) = &result {
-                        failed.get_or_insert_with(|| error.clone());
-                    }
-                    results.push(result);
+impl Writer {
+    /// Runs a batch of jobs in one transaction and answers them.
+    fn run(&mut self, batch: Vec<Job>) {
+        let Writer {
+            conn,
+            highest,
+            data_version,
+        } = self;
+        let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(error) => {
+                let error = backend(error);
+                for job in batch {
+                    fail(job, &error);
                 }
-                Done::Write(results, reply)
-            }
-            Job::Delete(pid, to, reply) => {
-                Done::One(in_savepoint(&mut tx, |c| delete_to(c, &pid, to)), reply)
-            }
-            Job::Save(snapshot, reply) => {
-                Done::One(in_savepoint(&mut tx, |c| save(c, &snapshot)), reply)
-            }
-            Job::Retain(pid, keep, reply) => {
-                Done::One(in_savepoint(&mut tx, |c| retain(c, &pid, keep)), reply)
-            }
-        });
-    }
-    if let Some(error) = failed {
-        // Nothing of this transaction is kept: every part of every job fails with the error.
-        drop(tx);
-        for item in &mut done {
-            match item {
-                Done::Write(results, _) => results.iter_mut().for_each(|r| *r = Err(error.clone())),
-                Done::One(result, _) => *result = Err(error.clone()),
-            }
-        }
-    } else if let Err(error) = tx.commit() {
-        // The commit may have reached the disk or not.
-        let error = JournalError::Unknown(format!("the SQLite commit failed: {error}"));
-        let unknown = |result: &mut Result<(), JournalError>| {
-            if result.is_ok() {
-                *result = Err(error.clone());
+                return;
             }
         };
-        for item in &mut done {
-            match item {
-                Done::Write(results, _) => results.iter_mut().for_each(unknown),
-                Done::One(result, _) => unknown(result),
+        // Another connection may have written since our last transaction: then what we
+        // remember may be stale.
+        let version = tx
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut s| s.query_row([], |row| row.get::<_, i64>(0)))
+            .ok();
+        if version.is_none() || version != *data_version || highest.len() > MAX_REMEMBERED {
+            highest.clear();
+        }
+        *data_version = version;
+
+        let mut done = Vec::with_capacity(batch.len());
+        let mut failed = None;
+        for job in batch {
+            done.push(match job {
+                Job::Write(parts, reply) => match write_parts(&tx, &parts, highest) {
+                    Ok(results) => Done::Write(results, reply),
+                    Err(error) => {
+                        // Every result is replaced with the error below.
+                        let results = parts.iter().map(|_| Err(error.clone())).collect();
+                        failed.get_or_insert(error);
+                        Done::Write(results, reply)
+                    }
+                },
+                Job::Delete(pid, to, reply) => {
+                    Done::One(in_savepoint(&mut tx, |c| delete_to(c, &pid, to)), reply)
+                }
+                Job::Save(snapshot, reply) => {
+                    Done::One(in_savepoint(&mut tx, |c| save(c, &snapshot)), reply)
+                }
+                Job::Retain(pid, keep, reply) => {
+                    Done::One(in_savepoint(&mut tx, |c| retain(c, &pid, keep)), reply)
+                }
+            });
+        }
+        if let Some(error) = failed {
+            // Nothing of this transaction is kept: every part of every job fails with the
+            // error, and what was remembered during it is forgotten.
+            drop(tx);
+            highest.clear();
+            for item in &mut done {
+                match item {
+                    Done::Write(results, _) => {
+                        results.iter_mut().for_each(|r| *r = Err(error.clone()))
+                    }
+                    Done::One(result, _) => *result = Err(error.clone()),
+                }
+            }
+        } else if let Err(error) = tx.commit() {
+            // The commit may have reached the disk or not.
+            highest.clear();
+            let error = JournalError::Unknown(format!("the SQLite commit failed: {error}"));
+            let unknown = |result: &mut Result<(), JournalError>| {
+                if result.is_ok() {
+                    *result = Err(error.clone());
+                }
+            };
+            for item in &mut done {
+                match item {
+                    Done::Write(results, _) => results.iter_mut().for_each(unknown),
+                    Done::One(result, _) => unknown(result),
+                }
             }
         }
-    }
-    for item in done {
-        // A caller that went away no longer needs its answer.
-        match item {
-            Done::Write(results, reply) => {
-                let _ = reply.send(results);
-            }
-            Done::One(result, reply) => {
-                let _ = reply.send(result);
+        for item in done {
+            // A caller that went away no longer needs its answer.
+            match item {
+                Done::Write(results, reply) => {
+                    let _ = reply.send(results);
+                }
+                Done::One(result, reply) => {
+                    let _ = reply.send(result);
+                }
             }
         }
     }
@@ -459,31 +506,45 @@ fn in_savepoint(
     savepoint.commit().map_err(backend)
 }
 
-/// Refuses a part whose sequence numbers do not follow the stream's highest, before any of
-/// it is written. The transaction holds SQLite's write lock, so the check stays true.
-fn check_part(conn: &Connection, part: &AtomicWrite) -> Result<(), JournalError> {
-    let pid = &*part.persistence_id;
-    let highest = highest(conn, pid)?;
-    check_sequence(pid, u64::try_from(highest).unwrap_or(0), &part.events)
+/// Checks and inserts each part of one write job: one result per part. A part that
+/// conflicts is refused before any of it is written, so it needs no savepoint; any other
+/// failure is returned as `Err`, and the whole transaction must fail.
+fn write_parts(
+    conn: &Connection,
+    parts: &[AtomicWrite],
+    highest: &mut HashMap<Arc<str>, u64, KeyedState>,
+) -> Result<Vec<Result<(), JournalError>>, JournalError> {
+    let mut insert = conn.prepare_cached(INSERT_EVENT).map_err(backend)?;
+    let mut tag = conn.prepare_cached(INSERT_TAG).map_err(backend)?;
+    let mut results = Vec::with_capacity(parts.len());
+    for part in parts {
+        let pid = &part.persistence_id;
+        let known = match highest.get(pid) {
+            Some(&known) => known,
+            None => u64::try_from(stream_highest(conn, pid)?).unwrap_or(0),
+        };
+        if let Err(conflict) = check_sequence(pid, known, &part.events) {
+            results.push(Err(conflict));
+            continue;
+        }
+        insert_part(&mut insert, &mut tag, conn, part)?;
+        if let Some(last) = part.events.last() {
+            highest.insert(Arc::clone(pid), last.sequence_nr);
+        }
+        results.push(Ok(()));
+    }
+    Ok(results)
 }
 
 /// Inserts a checked part. A failure here (even a unique-key conflict, which the check
 /// makes impossible unless the tables were edited by hand) fails the whole transaction.
-fn insert_part(conn: &Connection, part: &AtomicWrite) -> Result<(), JournalError> {
-    if part.events.is_empty() {
-        return Ok(());
-    }
+fn insert_part(
+    insert: &mut Statement<'_>,
+    tag: &mut Statement<'_>,
+    conn: &Connection,
+    part: &AtomicWrite,
+) -> Result<(), JournalError> {
     let pid = &*part.persistence_id;
-    let mut insert = conn
-        .prepare_cached(
-            "INSERT INTO factum_events (persistence_id, sequence_nr, manifest, version, \
-             payload, tags, command_id, timestamp, writer_id) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )
-        .map_err(backend)?;
-    let mut tag = conn
-        .prepare_cached("INSERT INTO factum_event_tags (tag, position) VALUES (?1, ?2)")
-        .map_err(backend)?;
     for event in &part.events {
         let inserted = insert.execute(params![
             pid,
@@ -513,7 +574,7 @@ fn insert_part(conn: &Connection, part: &AtomicWrite) -> Result<(), JournalError
 
 /// The stream's highest sequence number: its newest event's, or the one recorded when
 /// its events were deleted, whichever is larger (0 for an unknown stream).
-fn highest(conn: &Connection, pid: &str) -> Result<i64, JournalError> {
+fn stream_highest(conn: &Connection, pid: &str) -> Result<i64, JournalError> {
     // One statement, two index searches: a part's check costs one step, not two.
     conn.prepare_cached(
         "SELECT max(\
@@ -529,7 +590,7 @@ fn highest(conn: &Connection, pid: &str) -> Result<i64, JournalError> {
 fn delete_to(conn: &Connection, pid: &str, to: u64) -> Result<(), JournalError> {
     let to = clamp_i64(to);
     // Remember the highest before its event may go.
-    let highest = highest(conn, pid)?;
+    let highest = stream_highest(conn, pid)?;
     conn.execute(
         "INSERT INTO factum_streams (persistence_id, highest) VALUES (?1, ?2) \
          ON CONFLICT (persistence_id) DO UPDATE SET highest = MAX(highest, excluded.highest)",
@@ -692,7 +753,9 @@ impl Journal for SqliteJournal {
         persistence_id: &'a str,
     ) -> BoxFuture<'a, Result<u64, JournalError>> {
         let pid = persistence_id.to_owned();
-        Box::pin(self.read_with(move |conn| to_u64(highest(conn, &pid)?, "highest", &pid, 0)))
+        Box::pin(
+            self.read_with(move |conn| to_u64(stream_highest(conn, &pid)?, "highest", &pid, 0)),
+        )
     }
 
     fn delete_to<'a>(
@@ -795,5 +858,66 @@ impl SnapshotStore for SqliteJournal {
             move |reply| Job::Retain(pid, keep, reply),
             || Err(stopped()),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Tags;
+
+    /// A fresh database path under the system's temporary directory.
+    fn temp_path(name: &str) -> PathBuf {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        std::env::temp_dir().join(format!("factum-{name}-{}-{n}.db", std::process::id()))
+    }
+
+    fn remove(path: &Path) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+
+    fn part(pid: &str, sequence_nr: u64, payload: &[u8]) -> AtomicWrite {
+        let pid: Arc<str> = Arc::from(pid);
+        AtomicWrite {
+            persistence_id: Arc::clone(&pid),
+            events: vec![EventRecord {
+                persistence_id: pid,
+                sequence_nr,
+                manifest: "Deposited".into(),
+                version: 1,
+                payload: payload.to_vec(),
+                tags: Tags::NONE,
+                command_id: None,
+                timestamp: 0,
+                writer_id: Arc::from("test"),
+                position: 0,
+            }],
+        }
+    }
+
+    /// A transaction that fails forgets the highest numbers the writer noted during it: a
+    /// part it had accepted was never written, so the stream's next write is checked
+    /// against the file again (and not refused as a conflict).
+    #[tokio::test]
+    async fn a_failed_transaction_forgets_the_numbers_it_noted() {
+        let path = temp_path("forget");
+        let journal = SqliteJournal::open(&path).await.unwrap();
+        let not_utf8 = part("other", 1, &[0xff, 0xfe]);
+        let results = journal.write(vec![part("kept", 1, b"{}"), not_utf8]).await;
+        assert!(
+            results
+                .iter()
+                .all(|r| matches!(r, Err(JournalError::Encode(_)))),
+            "the whole transaction fails: {results:?}"
+        );
+        assert_eq!(journal.highest_sequence_nr("kept").await.unwrap(), 0);
+        let again = journal.write(vec![part("kept", 1, b"{}")]).await;
+        assert!(matches!(again[..], [Ok(())]), "{again:?}");
+        assert_eq!(journal.highest_sequence_nr("kept").await.unwrap(), 1);
+        drop(journal);
+        remove(&path);
     }
 }

@@ -43,6 +43,7 @@ macro_rules! conformance_suite {
             batch_atomicity_per_aggregate, batch_conflict_among_new_and_existing_streams,
             duplicate_sequence_nr_is_conflict,
             gap_is_conflict, two_handles_one_winner_per_sequence_nr,
+            two_handles_take_turns_on_one_stream,
             crossing_batches_one_winner_per_part,
             tags_and_command_ids_round_trip, read_by_tag_in_global_order, read_all_pages,
             persistence_ids_of_any_utf8, snapshot_latest_wins,
@@ -500,6 +501,25 @@ pub async fn two_handles_one_winner_per_sequence_nr(f: &impl Factory) {
             );
         }
     }
+}
+
+/// Two handles append to one stream in turn: every write follows the other handle's last
+/// one and succeeds (a handle that remembered the stream's highest number across the
+/// other's writes would call it a gap); then the handle that is behind gets a conflict.
+pub async fn two_handles_take_turns_on_one_stream(f: &impl Factory) {
+    let one = f.journal().await;
+    let two = f.reopen(&one).await;
+    for seq in 1..=12u64 {
+        let writer = if seq % 2 == 1 { &one } else { &two };
+        write_one(writer, part("turns", [seq]))
+            .await
+            .unwrap_or_else(|e| panic!("#{seq} follows the other handle's write: {e:?}"));
+    }
+    assert_conflict(write_one(&one, part("turns", [12])).await, "turns", 12);
+    assert_eq!(
+        read(&one, "turns", 1, ALL, 100).await,
+        (1..=12).collect::<Vec<u64>>()
+    );
 }
 
 /// Two handles write batches over the same streams at the same sequence numbers, one with

@@ -232,6 +232,40 @@ async fn pending_writes_of_many_aggregates_share_one_journal_call() {
     );
 }
 
+/// A journal that groups concurrent calls itself gets every write at once, in a call of
+/// its own: none waits in the gateway for another write to finish. (The default holds
+/// writes back while two calls are in flight, as the test above shows.)
+#[tokio::test]
+async fn a_journal_that_groups_writes_gets_each_at_once() {
+    let journal = Faulty::new(MemoryJournal::new());
+    journal.claim_to_group_writes();
+    let repo: Repository<Counter> = Repository::new(journal.clone());
+    journal.gate_writes();
+    let sends: Vec<_> = (0..21)
+        .map(|i| {
+            let repo = repo.clone();
+            tokio::spawn(async move { repo.send(add(&format!("at-once-{i}"), 1)).await })
+        })
+        .collect();
+    // On this current-thread runtime, each task runs at the next yield until it waits.
+    for _ in 0..1_000 {
+        if journal.writes_held() == 21 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let held = journal.writes_held();
+    journal.release_writes();
+    assert_eq!(
+        held, 21,
+        "every write reached the journal while the others were held"
+    );
+    for send in sends {
+        assert_eq!(send.await.unwrap().unwrap().version, 1);
+    }
+    assert_eq!(journal.batches(), vec![1; 21]);
+}
+
 /// 32 tasks × 1,000 aggregates: no command is lost, no sequence number is doubled or
 /// skipped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,10 @@
 //! journal call, which the leader makes before it gives the lead up. A leader whose future
 //! is dropped mid-write hands the queue to a spawned task, and the writes of its batch get
 //! an "outcome unknown" error.
+//!
+//! A journal that groups concurrent calls itself ([`Journal::groups_writes`]) gets every
+//! write at once, in a call of its own: it already commits everything waiting together,
+//! and a write held back here would wait for a whole commit before it even reached it.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -32,6 +36,9 @@ pub(crate) struct Committer {
     journal: Arc<dyn Journal>,
     /// `false`: every write goes to the journal on its own (a benchmark baseline).
     grouped: bool,
+    /// Journal calls that may be in flight at once: [`MAX_IN_FLIGHT`], or no limit for a
+    /// journal that groups concurrent calls itself ([`Journal::groups_writes`]).
+    max_in_flight: usize,
     queue: Mutex<Queue>,
 }
 
@@ -40,7 +47,7 @@ struct Queue {
     writes: Vec<AtomicWrite>,
     waiters: Vec<Waiter>,
     /// Journal calls in flight (each with a leader that drains the queue after it). At
-    /// `MAX_IN_FLIGHT`, new writes queue up. Invariant: a non-empty queue has a drainer.
+    /// `max_in_flight`, new writes queue up. Invariant: a non-empty queue has a drainer.
     in_flight: usize,
 }
 
@@ -50,9 +57,15 @@ fn abandoned() -> JournalError {
 
 impl Committer {
     pub fn new(journal: Arc<dyn Journal>, grouped: bool) -> Arc<Self> {
+        let max_in_flight = if journal.groups_writes() {
+            usize::MAX
+        } else {
+            MAX_IN_FLIGHT
+        };
         Arc::new(Committer {
             journal,
             grouped,
+            max_in_flight,
             queue: Mutex::new(Queue::default()),
         })
     }
@@ -75,7 +88,7 @@ impl Committer {
         }
         let follower = {
             let mut queue = self.queue();
-            if queue.in_flight < MAX_IN_FLIGHT && queue.writes.is_empty() {
+            if queue.in_flight < self.max_in_flight && queue.writes.is_empty() {
                 queue.in_flight += 1;
                 Ok(write)
             } else {

@@ -207,8 +207,9 @@ impl<A: Aggregate> RepositoryBuilder<A> {
     }
 
     /// Whether writes of different aggregates that are pending together go to the journal
-    /// in one call (default `true`). `false` makes one journal call per command: only
-    /// useful as a baseline in benchmarks.
+    /// in one call (default `true`; a journal that commits concurrent calls together
+    /// itself gets each write at once instead: see [`Journal::groups_writes`]). `false`
+    /// makes one journal call per command: only useful as a baseline in benchmarks.
     pub fn group_commit(mut self, group_commit: bool) -> Self {
         self.group_commit = group_commit;
         self

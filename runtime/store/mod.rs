@@ -112,6 +112,16 @@ pub trait Journal: Send + Sync + 'static {
     /// in order; a part is written whole or not at all.
     fn write(&self, batch: Vec<AtomicWrite>) -> BoxFuture<'_, Vec<Result<(), JournalError>>>;
 
+    /// Whether the journal itself commits concurrent [`write`](Journal::write) calls
+    /// together: one transaction and one fsync for every call waiting, as the writer
+    /// thread of [`SqliteJournal`](crate::SqliteJournal) does. Then the gateway passes each
+    /// aggregate's write on at once, since holding writes back while others are in flight
+    /// would only add a commit to their wait. Default `false`: the gateway keeps two calls
+    /// in flight and gathers the writes that come meanwhile into the next call.
+    fn groups_writes(&self) -> bool {
+        false
+    }
+
     /// Events of one stream with `from <= sequence_nr <= to`, in order, at most `max`.
     fn read<'a>(
         &'a self,
@@ -191,6 +201,9 @@ pub trait SnapshotStore: Send + Sync + 'static {
 }
 
 impl<J: Journal + ?Sized> Journal for Arc<J> {
+    fn groups_writes(&self) -> bool {
+        (**self).groups_writes()
+    }
     fn write(&self, batch: Vec<AtomicWrite>) -> BoxFuture<'_, Vec<Result<(), JournalError>>> {
         (**self).write(batch)
     }

@@ -132,6 +132,8 @@ pub struct SqliteJournal {
 
 struct Inner {
     path: PathBuf,
+    /// Whether the writer thread commits everything queued together.
+    group_commit: bool,
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
@@ -217,6 +219,7 @@ impl SqliteJournal {
         Ok(SqliteJournal {
             inner: Arc::new(Inner {
                 path,
+                group_commit,
                 jobs: Mutex::new(Some(tx)),
                 writer: Mutex::new(Some(writer)),
                 readers: Mutex::new(Vec::new()),
@@ -715,6 +718,12 @@ fn query_events(
 }
 
 impl Journal for SqliteJournal {
+    /// With group commit, the writer thread drains every queued call into one
+    /// transaction: the gateway need not gather writes for it.
+    fn groups_writes(&self) -> bool {
+        self.inner.group_commit
+    }
+
     fn write(&self, batch: Vec<AtomicWrite>) -> BoxFuture<'_, Vec<Result<(), JournalError>>> {
         Box::pin(async move {
             let parts = batch.len();
@@ -919,5 +928,22 @@ mod tests {
         assert_eq!(journal.highest_sequence_nr("kept").await.unwrap(), 1);
         drop(journal);
         remove(&path);
+    }
+
+    /// With group commit, the writer thread commits every queued call together, so the
+    /// journal tells the gateway to pass each write on at once; without it, it does not.
+    #[tokio::test]
+    async fn groups_writes_when_it_commits_them_together() {
+        for group_commit in [true, false] {
+            let path = temp_path("groups");
+            let journal = SqliteJournal::builder(&path)
+                .group_commit(group_commit)
+                .open()
+                .await
+                .unwrap();
+            assert_eq!(journal.groups_writes(), group_commit);
+            drop(journal);
+            remove(&path);
+        }
     }
 }

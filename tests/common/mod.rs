@@ -253,6 +253,8 @@ struct FaultyState {
     gate_writes: std::sync::atomic::AtomicBool,
     write_gate: Semaphore,
     write_started: Notify,
+    /// What [`Journal::groups_writes`] answers.
+    groups_writes: std::sync::atomic::AtomicBool,
 }
 
 impl Default for FaultyState {
@@ -271,6 +273,7 @@ impl Default for FaultyState {
             gate_writes: std::sync::atomic::AtomicBool::new(false),
             write_gate: Semaphore::new(0),
             write_started: Notify::new(),
+            groups_writes: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -335,6 +338,11 @@ impl Faulty {
         self.state.write_started.notified().await;
     }
 
+    /// Makes [`Journal::groups_writes`] answer `true` (read when a repository is built).
+    pub fn claim_to_group_writes(&self) {
+        self.state.groups_writes.store(true, Ordering::SeqCst);
+    }
+
     pub fn release_writes(&self) {
         self.state.gate_writes.store(false, Ordering::SeqCst);
         self.state.write_gate.add_permits(1_000_000);
@@ -342,6 +350,10 @@ impl Faulty {
 }
 
 impl Journal for Faulty {
+    fn groups_writes(&self) -> bool {
+        self.state.groups_writes.load(Ordering::SeqCst)
+    }
+
     fn write(&self, batch: Vec<AtomicWrite>) -> BoxFuture<'_, Vec<Result<(), JournalError>>> {
         Box::pin(async move {
             if self.state.gate_writes.load(Ordering::SeqCst) {

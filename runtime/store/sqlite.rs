@@ -52,7 +52,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, ErrorCode, Row, Statement, TransactionBehavior, params};
+use rusqlite::{CachedStatement, Connection, ErrorCode, Row, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use crate::hash::KeyedState;
@@ -422,27 +422,45 @@ impl Writer {
 
         let mut done = Vec::with_capacity(batch.len());
         let mut failed = None;
-        for job in batch {
-            done.push(match job {
-                Job::Write(parts, reply) => match write_parts(&tx, &parts, highest) {
-                    Ok(results) => Done::Write(results, reply),
-                    Err(error) => {
-                        // Every result is replaced with the error below.
-                        let results = parts.iter().map(|_| Err(error.clone())).collect();
-                        failed.get_or_insert(error);
-                        Done::Write(results, reply)
+        let mut jobs = batch.into_iter().peekable();
+        while let Some(job) = jobs.next() {
+            match job {
+                Job::Write(parts, reply) => {
+                    // This write and those right after it share the prepared statements.
+                    let mut writes = vec![(parts, reply)];
+                    while let Some(Job::Write(..)) = jobs.peek() {
+                        if let Some(Job::Write(parts, reply)) = jobs.next() {
+                            writes.push((parts, reply));
+                        }
                     }
-                },
+                    let mut inserts = Inserts::prepare(&tx);
+                    for (parts, reply) in writes {
+                        let written = match &mut inserts {
+                            Ok(inserts) => write_parts(&tx, inserts, &parts, highest),
+                            Err(error) => Err(error.clone()),
+                        };
+                        let results = written.unwrap_or_else(|error| {
+                            // Every result is replaced with the error below.
+                            let results = parts.iter().map(|_| Err(error.clone())).collect();
+                            failed.get_or_insert(error);
+                            results
+                        });
+                        done.push(Done::Write(results, reply));
+                    }
+                }
                 Job::Delete(pid, to, reply) => {
-                    Done::One(in_savepoint(&mut tx, |c| delete_to(c, &pid, to)), reply)
+                    let result = in_savepoint(&mut tx, |c| delete_to(c, &pid, to));
+                    done.push(Done::One(result, reply));
                 }
                 Job::Save(snapshot, reply) => {
-                    Done::One(in_savepoint(&mut tx, |c| save(c, &snapshot)), reply)
+                    let result = in_savepoint(&mut tx, |c| save(c, &snapshot));
+                    done.push(Done::One(result, reply));
                 }
                 Job::Retain(pid, keep, reply) => {
-                    Done::One(in_savepoint(&mut tx, |c| retain(c, &pid, keep)), reply)
+                    let result = in_savepoint(&mut tx, |c| retain(c, &pid, keep));
+                    done.push(Done::One(result, reply));
                 }
-            });
+            }
         }
         if let Some(error) = failed {
             // Nothing of this transaction is kept: every part of every job fails with the
@@ -509,16 +527,30 @@ fn in_savepoint(
     savepoint.commit().map_err(backend)
 }
 
+/// The prepared inserts of a run of write jobs.
+struct Inserts<'conn> {
+    event: CachedStatement<'conn>,
+    tag: CachedStatement<'conn>,
+}
+
+impl<'conn> Inserts<'conn> {
+    fn prepare(conn: &'conn Connection) -> Result<Self, JournalError> {
+        Ok(Inserts {
+            event: conn.prepare_cached(INSERT_EVENT).map_err(backend)?,
+            tag: conn.prepare_cached(INSERT_TAG).map_err(backend)?,
+        })
+    }
+}
+
 /// Checks and inserts each part of one write job: one result per part. A part that
 /// conflicts is refused before any of it is written, so it needs no savepoint; any other
 /// failure is returned as `Err`, and the whole transaction must fail.
 fn write_parts(
     conn: &Connection,
+    inserts: &mut Inserts<'_>,
     parts: &[AtomicWrite],
     highest: &mut HashMap<Arc<str>, u64, KeyedState>,
 ) -> Result<Vec<Result<(), JournalError>>, JournalError> {
-    let mut insert = conn.prepare_cached(INSERT_EVENT).map_err(backend)?;
-    let mut tag = conn.prepare_cached(INSERT_TAG).map_err(backend)?;
     let mut results = Vec::with_capacity(parts.len());
     for part in parts {
         let pid = &part.persistence_id;
@@ -530,7 +562,7 @@ fn write_parts(
             results.push(Err(conflict));
             continue;
         }
-        insert_part(&mut insert, &mut tag, conn, part)?;
+        insert_part(inserts, conn, part)?;
         if let Some(last) = part.events.last() {
             highest.insert(Arc::clone(pid), last.sequence_nr);
         }
@@ -542,11 +574,11 @@ fn write_parts(
 /// Inserts a checked part. A failure here (even a unique-key conflict, which the check
 /// makes impossible unless the tables were edited by hand) fails the whole transaction.
 fn insert_part(
-    insert: &mut Statement<'_>,
-    tag: &mut Statement<'_>,
+    inserts: &mut Inserts<'_>,
     conn: &Connection,
     part: &AtomicWrite,
 ) -> Result<(), JournalError> {
+    let Inserts { event: insert, tag } = inserts;
     let pid = &*part.persistence_id;
     for event in &part.events {
         let inserted = insert.execute(params![

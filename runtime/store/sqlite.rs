@@ -34,15 +34,16 @@
 //!
 //! One thread per handle family owns the write connection and takes its work from a
 //! channel. It drains everything queued into one `BEGIN IMMEDIATE` transaction (one
-//! fsync). Each aggregate's part is checked against its stream's highest number before any
-//! of it is written (the transaction holds the write lock, so the check stays true): a
-//! part whose sequence numbers are taken is refused alone as a
+//! fsync), so the gateway hands it each aggregate's write as soon as it is ready
+//! ([`Journal::groups_writes`]). Each aggregate's part is checked against its stream's
+//! highest number before any of it is written (the transaction holds the write lock, so
+//! the check stays true): a part whose sequence numbers are taken is refused alone as a
 //! [`JournalError::Conflict`]; the others commit. The writer remembers the highest number
 //! of the streams it wrote lately, so that a check costs no query, and forgets them all
 //! when `PRAGMA data_version` shows that another connection wrote to the file, or when a
-//! transaction fails. Several processes
-//! (or several handles) may write to one file: SQLite's lock serializes their
-//! transactions. Reads run on a small set of read connections in `spawn_blocking`.
+//! transaction fails. Several processes (or several handles) may write to one file:
+//! SQLite's lock serializes their transactions. Reads run on a small set of read
+//! connections in `spawn_blocking`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

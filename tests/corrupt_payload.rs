@@ -58,8 +58,8 @@ async fn sqlite_corrupt_payload_is_a_decode_error_for_that_aggregate_only() {
             .unwrap();
         let changed = conn
             .execute(
-                "UPDATE factum_events SET payload = ?1 \
-                 WHERE persistence_id = ?2 AND sequence_nr = ?3",
+                "UPDATE factum_events SET payload = ?1 WHERE sequence_nr = ?3 AND stream = \
+                 (SELECT id FROM factum_streams WHERE persistence_id = ?2)",
                 rusqlite::params!["{\"amount\": not json", "account-bad", 2],
             )
             .unwrap();

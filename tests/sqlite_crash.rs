@@ -155,10 +155,10 @@ async fn file_is_wal_and_readable_with_sql() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1, "schema version");
+    assert_eq!(version, 2, "schema version");
     let (payload, tags, manifest): (String, String, String) = conn
         .query_row(
-            "SELECT payload, tags, manifest FROM factum_events WHERE persistence_id = ?1",
+            "SELECT payload, tags, manifest FROM factum_journal WHERE persistence_id = ?1",
             ["account-sql"],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )

@@ -7,7 +7,7 @@
 //!
 //! The first run opens two accounts; every later run recovers them (from the newest
 //! snapshot and the events after it) and continues the story where it stopped. Look at
-//! the journal with `sqlite3 target/bank.db "select * from factum_events"`.
+//! the journal with `sqlite3 target/bank.db "select * from factum_journal"`.
 
 mod domain;
 mod story;

@@ -5,21 +5,28 @@
 //!
 //! The file is in WAL mode with `synchronous = FULL`: a write is acknowledged only after
 //! it is in the fsynced log, so it survives a crash or a power loss. Its tables (schema
-//! version 1, kept in `PRAGMA user_version`, created on open):
+//! version 2, kept in `PRAGMA user_version`, created on open; a version 1 file is
+//! migrated in the transaction that opens it):
 //!
-//! - `factum_events`: one row per event: `position` (`INTEGER PRIMARY KEY AUTOINCREMENT`,
-//!   the global order; never reused), `persistence_id`, `sequence_nr` (unique together),
-//!   `manifest`, `version`, `payload` (JSON text), `tags` (a JSON array), `command_id`,
-//!   `timestamp` (milliseconds since the Unix epoch) and `writer_id`;
+//! - `factum_streams (id, persistence_id, highest)`: one row per stream, its integer `id`
+//!   the key that events are indexed by (an integer compares and stores cheaper than the
+//!   persistence id's text); `highest` is the stream's highest sequence number when its
+//!   events were last deleted, so that deleting never lowers it (a stream's highest is
+//!   the larger of this and its newest event's);
+//! - `factum_events`: one row per event: `position` (the global order), `stream`,
+//!   `sequence_nr` (unique together), `manifest`, `version`, `payload` (JSON text), `tags`
+//!   (a JSON array), `command_id`, `timestamp` (milliseconds since the Unix epoch) and
+//!   `writer_id`;
+//! - `factum_positions (highest)`: one row, the highest position when the newest events
+//!   were deleted. Positions are never given twice: the writer numbers events after the
+//!   larger of this and the newest event's (an `AUTOINCREMENT` key would do the same at
+//!   the cost of a table update per insert);
 //! - `factum_event_tags (tag, position)`: the index for reading by tag;
-//! - `factum_streams (persistence_id, highest)`: for a stream whose events were deleted,
-//!   its highest sequence number at the time, so that deleting never lowers it (a
-//!   stream's highest is the larger of this and its newest event's; writes touch only
-//!   `factum_events` and the tag index);
-//! - `factum_snapshots (persistence_id, sequence_nr, version, payload, timestamp)`.
+//! - `factum_snapshots (persistence_id, sequence_nr, version, payload, timestamp)`;
+//! - the view `factum_journal`: the events with their persistence ids.
 //!
-//! So `sqlite3 bank.db "select sequence_nr, manifest, payload from factum_events"` shows
-//! the events.
+//! So `sqlite3 bank.db "select persistence_id, sequence_nr, manifest, payload from
+//! factum_journal"` shows the events.
 //!
 //! # Prepared statements
 //!
@@ -38,10 +45,10 @@
 //! ([`Journal::groups_writes`]). Each aggregate's part is checked against its stream's
 //! highest number before any of it is written (the transaction holds the write lock, so
 //! the check stays true): a part whose sequence numbers are taken is refused alone as a
-//! [`JournalError::Conflict`]; the others commit. The writer remembers the highest number
-//! of the streams it wrote lately, so that a check costs no query, and forgets them all
-//! when `PRAGMA data_version` shows that another connection wrote to the file, or when a
-//! transaction fails. Several processes (or several handles) may write to one file:
+//! [`JournalError::Conflict`]; the others commit. The writer remembers the id and highest
+//! number of the streams it wrote lately and the last position it gave, so that checking
+//! and numbering a part costs no query, and forgets them all when `PRAGMA data_version`
+//! shows that another connection wrote to the file, or when a transaction fails. Several processes (or several handles) may write to one file:
 //! SQLite's lock serializes their transactions. Reads run on a small set of read
 //! connections in `spawn_blocking`.
 
@@ -53,7 +60,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::types::ValueRef;
-use rusqlite::{CachedStatement, Connection, ErrorCode, Row, TransactionBehavior, params};
+use rusqlite::{
+    CachedStatement, Connection, ErrorCode, Row, Statement, TransactionBehavior, params,
+};
 use tokio::sync::oneshot;
 
 use crate::hash::KeyedState;
@@ -66,8 +75,9 @@ use super::{
     AtomicWrite, BoxFuture, EventRecord, Journal, JournalError, SnapshotRecord, SnapshotStore,
 };
 
-/// The schema version this code writes and reads (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+/// The schema version this code writes and reads (`PRAGMA user_version`). Version 1 files
+/// are migrated on open.
+const SCHEMA_VERSION: i64 = 2;
 
 /// How long a connection waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -80,27 +90,32 @@ const MAX_JOBS: usize = 1024;
 const MAX_READERS: usize = 4;
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS factum_events (
-    position       INTEGER PRIMARY KEY AUTOINCREMENT,
-    persistence_id TEXT    NOT NULL,
-    sequence_nr    INTEGER NOT NULL,
-    manifest       TEXT    NOT NULL,
-    version        INTEGER NOT NULL,
-    payload        TEXT    NOT NULL,
-    tags           TEXT    NOT NULL DEFAULT '[]',
-    command_id     TEXT,
-    timestamp      INTEGER NOT NULL,
-    writer_id      TEXT    NOT NULL,
-    UNIQUE (persistence_id, sequence_nr)
+CREATE TABLE IF NOT EXISTS factum_streams (
+    id             INTEGER PRIMARY KEY,
+    persistence_id TEXT    NOT NULL UNIQUE,
+    highest        INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS factum_events (
+    position    INTEGER PRIMARY KEY,
+    stream      INTEGER NOT NULL,
+    sequence_nr INTEGER NOT NULL,
+    manifest    TEXT    NOT NULL,
+    version     INTEGER NOT NULL,
+    payload     TEXT    NOT NULL,
+    tags        TEXT    NOT NULL DEFAULT '[]',
+    command_id  TEXT,
+    timestamp   INTEGER NOT NULL,
+    writer_id   TEXT    NOT NULL,
+    UNIQUE (stream, sequence_nr)
+);
+CREATE TABLE IF NOT EXISTS factum_positions (
+    highest INTEGER NOT NULL
+);
+INSERT INTO factum_positions (highest) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM factum_positions);
 CREATE TABLE IF NOT EXISTS factum_event_tags (
     tag      TEXT    NOT NULL,
     position INTEGER NOT NULL,
     PRIMARY KEY (tag, position)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS factum_streams (
-    persistence_id TEXT    NOT NULL PRIMARY KEY,
-    highest        INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS factum_snapshots (
     persistence_id TEXT    NOT NULL,
@@ -110,15 +125,58 @@ CREATE TABLE IF NOT EXISTS factum_snapshots (
     timestamp      INTEGER NOT NULL,
     PRIMARY KEY (persistence_id, sequence_nr)
 ) WITHOUT ROWID;
+CREATE VIEW IF NOT EXISTS factum_journal AS
+    SELECT e.position, s.persistence_id, e.sequence_nr, e.manifest, e.version, e.payload,
+           e.tags, e.command_id, e.timestamp, e.writer_id
+    FROM factum_events e JOIN factum_streams s ON s.id = e.stream;
 ";
 
-const INSERT_EVENT: &str = "INSERT INTO factum_events (persistence_id, sequence_nr, manifest, \
+/// From schema version 1 (`factum_events` keyed by the persistence id's text, its
+/// positions from `AUTOINCREMENT`) to 2, in the transaction that opens the file. The tag
+/// index and the snapshots keep their tables; positions keep their numbers.
+const MIGRATE_V1: &str = "
+ALTER TABLE factum_events RENAME TO factum_events_v1;
+ALTER TABLE factum_streams RENAME TO factum_streams_v1;
+";
+
+/// The second half of the migration, after [`SCHEMA`] created the new tables.
+const MIGRATE_V1_COPY: &str = "
+INSERT INTO factum_streams (persistence_id, highest)
+    SELECT persistence_id, MAX(highest) FROM (
+        SELECT DISTINCT persistence_id, 0 AS highest FROM factum_events_v1
+        UNION ALL SELECT persistence_id, highest FROM factum_streams_v1
+    ) GROUP BY persistence_id ORDER BY persistence_id;
+INSERT INTO factum_events (position, stream, sequence_nr, manifest, version, payload, tags,
+                           command_id, timestamp, writer_id)
+    SELECT e.position, s.id, e.sequence_nr, e.manifest, e.version, e.payload, e.tags,
+           e.command_id, e.timestamp, e.writer_id
+    FROM factum_events_v1 e JOIN factum_streams s ON s.persistence_id = e.persistence_id
+    ORDER BY e.position;
+DROP TABLE factum_events_v1;
+DROP TABLE factum_streams_v1;
+";
+
+const INSERT_EVENT: &str = "INSERT INTO factum_events (position, stream, sequence_nr, manifest, \
      version, payload, tags, command_id, timestamp, writer_id) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
 const INSERT_TAG: &str = "INSERT INTO factum_event_tags (tag, position) VALUES (?1, ?2)";
 
-const EVENT_COLUMNS: &str = "e.position, e.persistence_id, e.sequence_nr, e.manifest, e.version, \
+const INSERT_STREAM: &str = "INSERT INTO factum_streams (persistence_id) VALUES (?1)";
+
+/// A stream's id and highest sequence number: its newest event's, or the one recorded
+/// when its events were deleted, whichever is larger. No row for an unknown stream.
+const FIND_STREAM: &str = "SELECT s.id, MAX(s.highest, \
+     coalesce((SELECT MAX(e.sequence_nr) FROM factum_events e WHERE e.stream = s.id), 0)) \
+     FROM factum_streams s WHERE s.persistence_id = CAST(?1 AS TEXT)";
+
+/// The highest position ever given: the newest event's, or the one recorded when the
+/// newest events were deleted, whichever is larger.
+const LAST_POSITION: &str = "SELECT MAX(\
+     coalesce((SELECT MAX(position) FROM factum_events), 0), \
+     coalesce((SELECT MAX(highest) FROM factum_positions), 0))";
+
+const EVENT_COLUMNS: &str = "e.position, s.persistence_id, e.sequence_nr, e.manifest, e.version, \
      e.payload, e.tags, e.command_id, e.timestamp, e.writer_id";
 
 /// A [`Journal`] and [`SnapshotStore`] in one SQLite file (feature `sqlite`, on by
@@ -321,11 +379,8 @@ fn open_writer(path: &Path) -> Result<Connection, JournalError> {
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(backend)?;
     match version {
-        0 => {
-            tx.execute_batch(SCHEMA).map_err(backend)?;
-            tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))
-                .map_err(backend)?;
-        }
+        0 => tx.execute_batch(SCHEMA).map_err(backend)?,
+        1 => migrate_v1(&tx).map_err(backend)?,
         SCHEMA_VERSION => {}
         other => {
             return Err(corrupt(format!(
@@ -334,8 +389,33 @@ fn open_writer(path: &Path) -> Result<Connection, JournalError> {
             )));
         }
     }
+    if version != SCHEMA_VERSION {
+        tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))
+            .map_err(backend)?;
+    }
     tx.commit().map_err(backend)?;
     Ok(conn)
+}
+
+/// Migrates a version 1 file to version 2 (see [`MIGRATE_V1`]); the caller's transaction
+/// makes it all or nothing.
+fn migrate_v1(tx: &Connection) -> rusqlite::Result<()> {
+    // Version 1 numbered positions with `AUTOINCREMENT`: the highest it ever gave may
+    // belong to a deleted event, and must not be given again.
+    let given: i64 = tx.query_row(
+        "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'factum_events'), 0)",
+        [],
+        |row| row.get(0),
+    )?;
+    tx.execute_batch(MIGRATE_V1)?;
+    tx.execute_batch(SCHEMA)?;
+    tx.execute_batch(MIGRATE_V1_COPY)?;
+    tx.execute(
+        "UPDATE factum_positions SET highest = MAX(highest, ?1)",
+        [given],
+    )?;
+    tracing::info!("migrated the SQLite journal from schema version 1 to {SCHEMA_VERSION}");
+    Ok(())
 }
 
 fn open_reader(path: &Path) -> Result<Connection, JournalError> {
@@ -351,7 +431,7 @@ fn open_reader(path: &Path) -> Result<Connection, JournalError> {
 fn run_writer(conn: Connection, jobs: mpsc::Receiver<Job>, max_jobs: usize) {
     let mut writer = Writer {
         conn,
-        highest: HashMap::default(),
+        memory: Memory::default(),
         data_version: None,
     };
     while let Ok(first) = jobs.recv() {
@@ -373,14 +453,36 @@ const MAX_REMEMBERED: usize = 1 << 16;
 /// The write connection, and what the writer thread remembers between transactions.
 struct Writer {
     conn: Connection,
-    /// The highest sequence number of each stream this connection wrote or checked lately,
-    /// so that checking a part costs no query. It is right only while no other connection
-    /// writes to the file: each transaction starts by comparing `PRAGMA data_version`
-    /// (which changes when another connection commits) and forgets everything when it
-    /// moved; a transaction that fails forgets everything too.
-    highest: HashMap<Arc<str>, u64, KeyedState>,
+    memory: Memory,
     /// `PRAGMA data_version` as of the last transaction (`None`: not read yet).
     data_version: Option<i64>,
+}
+
+/// What the writer remembers of the file, so that checking and numbering a part costs no
+/// query. It is right only while no other connection writes to the file: each
+/// transaction starts by comparing `PRAGMA data_version` (which changes when another
+/// connection commits) and forgets everything when it moved; a transaction that fails
+/// forgets everything too.
+#[derive(Default)]
+struct Memory {
+    /// The streams this connection wrote or checked lately.
+    streams: HashMap<Arc<str>, Stream, KeyedState>,
+    /// The highest position given so far (`None`: not read yet).
+    position: Option<i64>,
+}
+
+impl Memory {
+    fn forget(&mut self) {
+        self.streams.clear();
+        self.position = None;
+    }
+}
+
+/// A stream's row id in `factum_streams` and its highest sequence number.
+#[derive(Debug, Clone, Copy)]
+struct Stream {
+    id: i64,
+    highest: u64,
 }
 
 /// A job's result, waiting for the commit before it is sent.
@@ -397,7 +499,7 @@ impl Writer {
     fn run(&mut self, batch: Vec<Job>) {
         let Writer {
             conn,
-            highest,
+            memory,
             data_version,
         } = self;
         let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
@@ -416,8 +518,8 @@ impl Writer {
             .prepare_cached("PRAGMA data_version")
             .and_then(|mut s| s.query_row([], |row| row.get::<_, i64>(0)))
             .ok();
-        if version.is_none() || version != *data_version || highest.len() > MAX_REMEMBERED {
-            highest.clear();
+        if version.is_none() || version != *data_version || memory.streams.len() > MAX_REMEMBERED {
+            memory.forget();
         }
         *data_version = version;
 
@@ -434,10 +536,10 @@ impl Writer {
                             writes.push((parts, reply));
                         }
                     }
-                    let mut inserts = Inserts::prepare(&tx);
+                    let mut statements = Statements::prepare(&tx);
                     for (parts, reply) in writes {
-                        let written = match &mut inserts {
-                            Ok(inserts) => write_parts(&tx, inserts, &parts, highest),
+                        let written = match &mut statements {
+                            Ok(statements) => write_parts(&tx, statements, &parts, memory),
                             Err(error) => Err(error.clone()),
                         };
                         let results = written.unwrap_or_else(|error| {
@@ -467,7 +569,7 @@ impl Writer {
             // Nothing of this transaction is kept: every part of every job fails with the
             // error, and what was remembered during it is forgotten.
             drop(tx);
-            highest.clear();
+            memory.forget();
             for item in &mut done {
                 match item {
                     Done::Write(results, _) => {
@@ -478,7 +580,7 @@ impl Writer {
             }
         } else if let Err(error) = tx.commit() {
             // The commit may have reached the disk or not.
-            highest.clear();
+            memory.forget();
             let error = JournalError::Unknown(format!("the SQLite commit failed: {error}"));
             let unknown = |result: &mut Result<(), JournalError>| {
                 if result.is_ok() {
@@ -528,17 +630,21 @@ fn in_savepoint(
     savepoint.commit().map_err(backend)
 }
 
-/// The prepared inserts of a run of write jobs.
-struct Inserts<'conn> {
+/// The prepared statements of a run of write jobs.
+struct Statements<'conn> {
     event: CachedStatement<'conn>,
     tag: CachedStatement<'conn>,
+    stream: CachedStatement<'conn>,
+    find: CachedStatement<'conn>,
 }
 
-impl<'conn> Inserts<'conn> {
+impl<'conn> Statements<'conn> {
     fn prepare(conn: &'conn Connection) -> Result<Self, JournalError> {
-        Ok(Inserts {
+        Ok(Statements {
             event: conn.prepare_cached(INSERT_EVENT).map_err(backend)?,
             tag: conn.prepare_cached(INSERT_TAG).map_err(backend)?,
+            stream: conn.prepare_cached(INSERT_STREAM).map_err(backend)?,
+            find: conn.prepare_cached(FIND_STREAM).map_err(backend)?,
         })
     }
 }
@@ -548,42 +654,70 @@ impl<'conn> Inserts<'conn> {
 /// failure is returned as `Err`, and the whole transaction must fail.
 fn write_parts(
     conn: &Connection,
-    inserts: &mut Inserts<'_>,
+    statements: &mut Statements<'_>,
     parts: &[AtomicWrite],
-    highest: &mut HashMap<Arc<str>, u64, KeyedState>,
+    memory: &mut Memory,
 ) -> Result<Vec<Result<(), JournalError>>, JournalError> {
     let mut results = Vec::with_capacity(parts.len());
     for part in parts {
         let pid = &part.persistence_id;
-        let known = match highest.get(pid) {
-            Some(&known) => known,
-            None => u64::try_from(stream_highest(conn, pid)?).unwrap_or(0),
+        let known = match memory.streams.get(pid) {
+            Some(&stream) => Some(stream),
+            None => find_stream(&mut statements.find, pid)?,
         };
-        if let Err(conflict) = check_sequence(pid, known, &part.events) {
+        let highest = known.map_or(0, |stream| stream.highest);
+        if let Err(conflict) = check_sequence(pid, highest, &part.events) {
             results.push(Err(conflict));
             continue;
         }
-        insert_part(inserts, conn, part)?;
-        if let Some(last) = part.events.last() {
-            highest.insert(Arc::clone(pid), last.sequence_nr);
-        }
+        let Some(last) = part.events.last() else {
+            results.push(Ok(()));
+            continue;
+        };
+        let id = match known {
+            Some(stream) => stream.id,
+            None => {
+                statements.stream.execute([&**pid]).map_err(backend)?;
+                conn.last_insert_rowid()
+            }
+        };
+        let position = match memory.position {
+            Some(position) => position,
+            None => conn
+                .prepare_cached(LAST_POSITION)
+                .and_then(|mut s| s.query_row([], |row| row.get(0)))
+                .map_err(backend)?,
+        };
+        memory.position = Some(insert_part(statements, id, position, part)?);
+        let highest = last.sequence_nr;
+        memory
+            .streams
+            .insert(Arc::clone(pid), Stream { id, highest });
         results.push(Ok(()));
     }
     Ok(results)
 }
 
-/// Inserts a checked part. A failure here (even a unique-key conflict, which the check
-/// makes impossible unless the tables were edited by hand) fails the whole transaction.
+/// Inserts a checked part into stream `id`, its events at the positions after `position`;
+/// returns the last position it gave. A failure here (even a unique-key conflict, which
+/// the check makes impossible unless the tables were edited by hand) fails the whole
+/// transaction.
 fn insert_part(
-    inserts: &mut Inserts<'_>,
-    conn: &Connection,
+    statements: &mut Statements<'_>,
+    id: i64,
+    mut position: i64,
     part: &AtomicWrite,
-) -> Result<(), JournalError> {
-    let Inserts { event: insert, tag } = inserts;
-    let pid = &*part.persistence_id;
+) -> Result<i64, JournalError> {
+    let Statements {
+        event: insert, tag, ..
+    } = statements;
     for event in &part.events {
+        position = position
+            .checked_add(1)
+            .ok_or_else(|| corrupt("the journal has run out of positions".to_string()))?;
         let inserted = insert.execute(params![
-            pid,
+            position,
+            id,
             to_i64(event.sequence_nr, "sequence number")?,
             &*event.manifest,
             event.version,
@@ -600,48 +734,64 @@ fn insert_part(
             }
             Err(error) => return Err(backend(error)),
         }
-        let position = conn.last_insert_rowid();
         for name in distinct_tags(&event.tags) {
             tag.execute(params![name, position]).map_err(backend)?;
         }
     }
-    Ok(())
+    Ok(position)
 }
 
-/// The stream's highest sequence number: its newest event's, or the one recorded when
-/// its events were deleted, whichever is larger (0 for an unknown stream).
-fn stream_highest(conn: &Connection, pid: &str) -> Result<i64, JournalError> {
-    // One statement, two index searches: a part's check costs one step, not two.
-    conn.prepare_cached(
-        "SELECT max(\
-           coalesce((SELECT MAX(sequence_nr) FROM factum_events \
-                     WHERE persistence_id = CAST(?1 AS TEXT)), 0), \
-           coalesce((SELECT highest FROM factum_streams \
-                     WHERE persistence_id = CAST(?1 AS TEXT)), 0))",
-    )
-    .and_then(|mut s| s.query_row([pid], |row| row.get(0)))
-    .map_err(backend)
+/// The stream's id and highest sequence number (`None` for a stream never written).
+fn find_stream(find: &mut Statement<'_>, pid: &str) -> Result<Option<Stream>, JournalError> {
+    let mut rows = find.query([pid]).map_err(backend)?;
+    let Some(row) = rows.next().map_err(backend)? else {
+        return Ok(None);
+    };
+    let bad = || corrupt(format!("corrupt `factum_streams` row of `{pid}`"));
+    let id = match row.get_ref(0).map_err(backend)? {
+        ValueRef::Integer(id) => id,
+        _ => return Err(bad()),
+    };
+    let highest = match row.get_ref(1).map_err(backend)? {
+        ValueRef::Integer(highest) => to_u64(highest, "highest", pid, 0)?,
+        _ => return Err(bad()),
+    };
+    Ok(Some(Stream { id, highest }))
+}
+
+/// The stream's highest sequence number (0 for a stream never written).
+fn stream_highest(conn: &Connection, pid: &str) -> Result<u64, JournalError> {
+    let mut find = conn.prepare_cached(FIND_STREAM).map_err(backend)?;
+    Ok(find_stream(&mut find, pid)?.map_or(0, |stream| stream.highest))
 }
 
 fn delete_to(conn: &Connection, pid: &str, to: u64) -> Result<(), JournalError> {
+    let mut find = conn.prepare_cached(FIND_STREAM).map_err(backend)?;
+    let Some(stream) = find_stream(&mut find, pid)? else {
+        // A stream never written has nothing to delete, and its highest stays 0.
+        return Ok(());
+    };
     let to = clamp_i64(to);
-    // Remember the highest before its event may go.
-    let highest = stream_highest(conn, pid)?;
+    // Remember the stream's highest and the highest position before their events may go.
     conn.execute(
-        "INSERT INTO factum_streams (persistence_id, highest) VALUES (?1, ?2) \
-         ON CONFLICT (persistence_id) DO UPDATE SET highest = MAX(highest, excluded.highest)",
-        params![pid, highest],
+        "UPDATE factum_streams SET highest = MAX(highest, ?2) WHERE id = ?1",
+        params![stream.id, clamp_i64(stream.highest)],
+    )
+    .map_err(backend)?;
+    conn.execute(
+        &format!("UPDATE factum_positions SET highest = ({LAST_POSITION})"),
+        [],
     )
     .map_err(backend)?;
     conn.execute(
         "DELETE FROM factum_event_tags WHERE position IN \
-         (SELECT position FROM factum_events WHERE persistence_id = ?1 AND sequence_nr <= ?2)",
-        params![pid, to],
+         (SELECT position FROM factum_events WHERE stream = ?1 AND sequence_nr <= ?2)",
+        params![stream.id, to],
     )
     .map_err(backend)?;
     conn.execute(
-        "DELETE FROM factum_events WHERE persistence_id = ?1 AND sequence_nr <= ?2",
-        params![pid, to],
+        "DELETE FROM factum_events WHERE stream = ?1 AND sequence_nr <= ?2",
+        params![stream.id, to],
     )
     .map_err(backend)?;
     Ok(())
@@ -780,8 +930,9 @@ impl Journal for SqliteJournal {
             query_events(
                 conn,
                 &format!(
-                    "SELECT {EVENT_COLUMNS} FROM factum_events e \
-                     WHERE e.persistence_id = CAST(?1 AS TEXT) \
+                    "SELECT {EVENT_COLUMNS} FROM factum_streams s \
+                     JOIN factum_events e ON e.stream = s.id \
+                     WHERE s.persistence_id = CAST(?1 AS TEXT) \
                      AND e.sequence_nr >= (SELECT ?2) AND e.sequence_nr <= (SELECT ?3) \
                      ORDER BY e.sequence_nr LIMIT (SELECT ?4)"
                 ),
@@ -795,9 +946,7 @@ impl Journal for SqliteJournal {
         persistence_id: &'a str,
     ) -> BoxFuture<'a, Result<u64, JournalError>> {
         let pid = persistence_id.to_owned();
-        Box::pin(
-            self.read_with(move |conn| to_u64(stream_highest(conn, &pid)?, "highest", &pid, 0)),
-        )
+        Box::pin(self.read_with(move |conn| stream_highest(conn, &pid)))
     }
 
     fn delete_to<'a>(
@@ -818,7 +967,8 @@ impl Journal for SqliteJournal {
             query_events(
                 conn,
                 &format!(
-                    "SELECT {EVENT_COLUMNS} FROM factum_events e WHERE e.position > (SELECT ?1) \
+                    "SELECT {EVENT_COLUMNS} FROM factum_events e \
+                     JOIN factum_streams s ON s.id = e.stream WHERE e.position > (SELECT ?1) \
                      ORDER BY e.position LIMIT (SELECT ?2)"
                 ),
                 params![clamp_i64(after), limit(max)],
@@ -839,6 +989,7 @@ impl Journal for SqliteJournal {
                 &format!(
                     "SELECT {EVENT_COLUMNS} FROM factum_event_tags t \
                      JOIN factum_events e ON e.position = t.position \
+                     JOIN factum_streams s ON s.id = e.stream \
                      WHERE t.tag = CAST(?1 AS TEXT) AND t.position > (SELECT ?2) \
                      ORDER BY t.position LIMIT (SELECT ?3)"
                 ),
@@ -960,6 +1111,131 @@ mod tests {
         assert!(matches!(again[..], [Ok(())]), "{again:?}");
         assert_eq!(journal.highest_sequence_nr("kept").await.unwrap(), 1);
         drop(journal);
+        remove(&path);
+    }
+
+    /// Schema version 1, as earlier builds created it: the fixture of the migration test.
+    const SCHEMA_V1: &str = "
+        CREATE TABLE factum_events (
+            position INTEGER PRIMARY KEY AUTOINCREMENT, persistence_id TEXT NOT NULL,
+            sequence_nr INTEGER NOT NULL, manifest TEXT NOT NULL, version INTEGER NOT NULL,
+            payload TEXT NOT NULL, tags TEXT NOT NULL DEFAULT '[]', command_id TEXT,
+            timestamp INTEGER NOT NULL, writer_id TEXT NOT NULL,
+            UNIQUE (persistence_id, sequence_nr));
+        CREATE TABLE factum_event_tags (tag TEXT NOT NULL, position INTEGER NOT NULL,
+            PRIMARY KEY (tag, position)) WITHOUT ROWID;
+        CREATE TABLE factum_streams (persistence_id TEXT NOT NULL PRIMARY KEY,
+            highest INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE factum_snapshots (persistence_id TEXT NOT NULL,
+            sequence_nr INTEGER NOT NULL, version INTEGER NOT NULL, payload TEXT NOT NULL,
+            timestamp INTEGER NOT NULL, PRIMARY KEY (persistence_id, sequence_nr)) WITHOUT ROWID;
+        PRAGMA user_version = 1;";
+
+    /// A version 1 file is migrated on open and loses nothing: events with their positions,
+    /// tags, command ids and the tag index; the highest number of a stream whose events were
+    /// deleted; the snapshots; and the positions of deleted events stay given.
+    #[tokio::test]
+    async fn a_version_1_file_is_migrated_on_open() {
+        let path = temp_path("v1");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            let event = "INSERT INTO factum_events (persistence_id, sequence_nr, manifest, \
+                         version, payload, tags, command_id, timestamp, writer_id) \
+                         VALUES (?1, ?2, 'Deposited', 1, ?3, ?4, ?5, 7, 'old')";
+            for (pid, seq, tags, command_id) in [
+                ("a", 1, "[]", None),
+                ("a", 2, "[]", None),
+                ("a", 3, "[]", Some("cmd-a3")),
+                ("b", 1, r#"["t"]"#, None),
+                ("b", 2, r#"["t"]"#, None),
+                ("c", 1, "[]", None),
+            ] {
+                let payload = format!(r#"{{"n":{seq}}}"#);
+                conn.execute(event, params![pid, seq, payload, tags, command_id])
+                    .unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO factum_event_tags VALUES ('t', 4), ('t', 5);
+                 DELETE FROM factum_events WHERE persistence_id = 'a' AND sequence_nr <= 2;
+                 DELETE FROM factum_events WHERE persistence_id = 'c';
+                 INSERT INTO factum_streams VALUES ('a', 3), ('c', 1);
+                 INSERT INTO factum_snapshots VALUES ('a', 2, 1, '{\"n\":2}', 9);",
+            )
+            .unwrap();
+        }
+
+        let journal = SqliteJournal::open(&path).await.unwrap();
+        let a = journal.read("a", 1, u64::MAX, 10).await.unwrap();
+        assert_eq!(a.len(), 1);
+        assert_eq!((a[0].sequence_nr, a[0].position), (3, 3));
+        assert_eq!(a[0].command_id.as_deref(), Some("cmd-a3"));
+        assert_eq!(a[0].payload, br#"{"n":3}"#);
+        assert_eq!((&*a[0].persistence_id, &*a[0].writer_id), ("a", "old"));
+        assert_eq!(journal.highest_sequence_nr("a").await.unwrap(), 3);
+        assert_eq!(journal.highest_sequence_nr("c").await.unwrap(), 1);
+        let all: Vec<_> = journal.read_all(0, 10).await.unwrap();
+        let all: Vec<_> = all
+            .iter()
+            .map(|e| (&*e.persistence_id, e.position))
+            .collect();
+        assert_eq!(all, [("a", 3), ("b", 4), ("b", 5)]);
+        let tagged = journal.read_tag("t", 0, 10).await.unwrap();
+        assert_eq!(
+            tagged.iter().map(|e| e.position).collect::<Vec<_>>(),
+            [4, 5]
+        );
+        let snapshot = journal.load("a", u64::MAX).await.unwrap().unwrap();
+        assert_eq!(
+            (snapshot.sequence_nr, &snapshot.payload[..]),
+            (2, &br#"{"n":2}"#[..])
+        );
+
+        // `c`'s deleted event had position 6: the next event gets 7, and `c` goes on at 2.
+        assert!(matches!(
+            journal.write(vec![part("c", 1, b"{}")]).await[..],
+            [Err(JournalError::Conflict { .. })]
+        ));
+        assert!(matches!(
+            journal.write(vec![part("c", 2, b"{}")]).await[..],
+            [Ok(())]
+        ));
+        let c = journal.read("c", 1, u64::MAX, 10).await.unwrap();
+        assert_eq!((c[0].sequence_nr, c[0].position), (2, 7));
+        drop(journal);
+
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM factum_journal", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(rows, 4);
+        drop(conn);
+        // Opening the migrated file again changes nothing.
+        let journal = SqliteJournal::open(&path).await.unwrap();
+        assert_eq!(journal.read_all(0, 10).await.unwrap().len(), 4);
+        drop(journal);
+        remove(&path);
+    }
+
+    /// A file of a newer schema version is refused, and left as it was.
+    #[tokio::test]
+    async fn a_newer_schema_version_is_refused() {
+        let path = temp_path("v3");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 3;")
+            .unwrap();
+        let error = SqliteJournal::open(&path).await.unwrap_err();
+        assert!(error.to_string().contains("schema version 3"), "{error}");
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, 3);
         remove(&path);
     }
 

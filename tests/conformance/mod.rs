@@ -38,6 +38,7 @@ macro_rules! conformance_suite {
             read_lower_equals_upper, read_max_one, read_max_zero, read_lower_above_upper,
             unknown_persistence_id, highest_sequence_nr, positions_increase,
             delete_to_hides_events_keeps_highest, delete_to_while_appending,
+            positions_not_given_again_after_delete,
             deleted_numbers_stay_taken_under_stale_writers,
             empty_part_writes_nothing,
             batch_atomicity_per_aggregate, batch_conflict_among_new_and_existing_streams,
@@ -274,6 +275,42 @@ pub async fn delete_to_hides_events_keeps_highest(f: &impl Factory) {
     assert_conflict(write_one(&again, part("p-1", 1..=1)).await, "p-1", 1);
     append(&again, "p-1", 6..=6).await;
     assert_eq!(read(&again, "p-1", 1, ALL, 100).await, [6]);
+}
+
+/// Deleting the newest events does not free their positions: a reader that went past
+/// them would otherwise never see the events written next, in this handle or after a
+/// reopen.
+pub async fn positions_not_given_again_after_delete(f: &impl Factory) {
+    let j = five(f).await;
+    let newest = j
+        .read_all(0, usize::MAX)
+        .await
+        .unwrap()
+        .last()
+        .unwrap()
+        .position;
+    j.delete_to("p-2", ALL).await.unwrap();
+    append(&j, "p-3", 1..=1).await;
+    let next = j.read("p-3", 1, ALL, 1).await.unwrap()[0].position;
+    assert!(
+        next > newest,
+        "position {next} given again (newest was {newest})"
+    );
+
+    j.delete_to("p-3", ALL).await.unwrap();
+    j.delete_to("p-1", ALL).await.unwrap();
+    let again = f.reopen(&j).await;
+    append(&again, "p-4", 1..=1).await;
+    let after = again.read("p-4", 1, ALL, 1).await.unwrap()[0].position;
+    assert!(
+        after > next,
+        "after reopen: position {after} given again ({next})"
+    );
+    assert_eq!(
+        again.read_all(newest, usize::MAX).await.unwrap().len(),
+        1,
+        "a reader past the deleted events sees the new one"
+    );
 }
 
 /// Deleting a stream's events while another handle appends to it: every append goes on

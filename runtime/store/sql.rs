@@ -63,9 +63,40 @@ pub(crate) fn to_u32(
 /// The tags as a JSON array of strings, as stored in the `tags` column.
 #[cfg(feature = "sqlite")]
 pub(crate) fn tags_json(tags: &Tags) -> String {
-    let list: Vec<&str> = tags.iter().collect();
-    // A list of strings always serializes; "[]" is only a fallback that cannot happen.
-    serde_json::to_string(&list).unwrap_or_else(|_| "[]".to_owned())
+    let mut json = String::with_capacity(2 + tags.iter().map(|t| t.len() + 3).sum::<usize>());
+    json.push('[');
+    for (i, tag) in tags.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        push_json_string(&mut json, tag);
+    }
+    json.push(']');
+    json
+}
+
+/// Appends `text` as a JSON string, escaped as `serde_json` escapes it.
+#[cfg(feature = "sqlite")]
+fn push_json_string(json: &mut String, text: &str) {
+    use std::fmt::Write as _;
+    json.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => json.push_str("\\\""),
+            '\\' => json.push_str("\\\\"),
+            '\n' => json.push_str("\\n"),
+            '\r' => json.push_str("\\r"),
+            '\t' => json.push_str("\\t"),
+            '\u{08}' => json.push_str("\\b"),
+            '\u{0c}' => json.push_str("\\f"),
+            c if c < ' ' => {
+                // Writing to a `String` cannot fail.
+                let _ = write!(json, "\\u{:04x}", u32::from(c));
+            }
+            c => json.push(c),
+        }
+    }
+    json.push('"');
 }
 
 /// The tags read back from the `tags` column.
@@ -129,5 +160,31 @@ pub(crate) fn conflict(persistence_id: &Arc<str>, events: &[EventRecord]) -> Jou
     JournalError::Conflict {
         persistence_id: persistence_id.to_string(),
         sequence_nr: events.first().map_or(0, |e| e.sequence_nr),
+    }
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use super::*;
+
+    /// The `tags` column is the JSON that `serde_json` would write, and reads back as the
+    /// same tags, whatever characters they hold.
+    #[test]
+    fn tags_json_is_serde_json_and_reads_back() {
+        let tricky = [
+            "plain",
+            "",
+            "quote \" and \\ backslash",
+            "new\nline\r\ttab \u{8}\u{c}",
+            "control \u{0} \u{1f} \u{7f}",
+            "ünïcødé 👍",
+        ];
+        for n in 0..=tricky.len() {
+            let list: Vec<String> = tricky[..n].iter().map(|t| t.to_string()).collect();
+            let tags = Tags::owned(list.clone());
+            let json = tags_json(&tags);
+            assert_eq!(json, serde_json::to_string(&list).unwrap());
+            assert_eq!(parse_tags(&json, "p", 1).unwrap(), tags);
+        }
     }
 }

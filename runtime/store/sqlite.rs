@@ -55,21 +55,22 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::types::ValueRef;
 use rusqlite::{
-    CachedStatement, Connection, ErrorCode, Row, Statement, TransactionBehavior, params,
+    CachedStatement, Connection, ErrorCode, Row, Statement, ToSql, TransactionBehavior, params,
+    params_from_iter,
 };
 use tokio::sync::oneshot;
 
 use crate::hash::KeyedState;
 
 use super::sql::{
-    check_sequence, clamp_i64, conflict, corrupt, distinct_tags, limit, parse_tags, payload_text,
-    tags_json, to_i64, to_u32, to_u64,
+    check_sequence, clamp_i64, conflict, corrupt, limit, parse_tags, payload_text, tags_json,
+    to_i64, to_u32, to_u64,
 };
 use super::{
     AtomicWrite, BoxFuture, EventRecord, Journal, JournalError, SnapshotRecord, SnapshotStore,
@@ -160,7 +161,17 @@ const INSERT_EVENT: &str = "INSERT INTO factum_events (position, stream, sequenc
      version, payload, tags, command_id, timestamp, writer_id) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
-const INSERT_TAG: &str = "INSERT INTO factum_event_tags (tag, position) VALUES (?1, ?2)";
+/// Tag index rows are inserted in statements of this many rows (then of fewer): one
+/// statement per row cost as much as the event's own insert.
+const TAG_ROWS: [usize; 4] = [64, 16, 4, 1];
+
+/// The statements inserting [`TAG_ROWS`] rows into the tag index.
+static INSERT_TAGS: LazyLock<[String; 4]> = LazyLock::new(|| {
+    TAG_ROWS.map(|rows| {
+        let values = vec!["(?, ?)"; rows].join(", ");
+        format!("INSERT INTO factum_event_tags (tag, position) VALUES {values}")
+    })
+});
 
 const INSERT_STREAM: &str = "INSERT INTO factum_streams (persistence_id) VALUES (?1)";
 
@@ -537,11 +548,22 @@ impl Writer {
                         }
                     }
                     let mut statements = Statements::prepare(&tx);
-                    for (parts, reply) in writes {
-                        let written = match &mut statements {
-                            Ok(statements) => write_parts(&tx, statements, &parts, memory),
+                    // The run's tag index rows, inserted together after its events.
+                    let mut tags = Vec::new();
+                    let mut written = Vec::with_capacity(writes.len());
+                    for (parts, _) in &writes {
+                        written.push(match &mut statements {
+                            Ok(statements) => {
+                                write_parts(&tx, statements, parts, memory, &mut tags)
+                            }
                             Err(error) => Err(error.clone()),
-                        };
+                        });
+                    }
+                    if let Err(error) = insert_tags(&tx, &tags) {
+                        failed.get_or_insert(error);
+                    }
+                    drop(tags);
+                    for ((parts, reply), written) in writes.into_iter().zip(written) {
                         let results = written.unwrap_or_else(|error| {
                             // Every result is replaced with the error below.
                             let results = parts.iter().map(|_| Err(error.clone())).collect();
@@ -633,7 +655,6 @@ fn in_savepoint(
 /// The prepared statements of a run of write jobs.
 struct Statements<'conn> {
     event: CachedStatement<'conn>,
-    tag: CachedStatement<'conn>,
     stream: CachedStatement<'conn>,
     find: CachedStatement<'conn>,
 }
@@ -642,7 +663,6 @@ impl<'conn> Statements<'conn> {
     fn prepare(conn: &'conn Connection) -> Result<Self, JournalError> {
         Ok(Statements {
             event: conn.prepare_cached(INSERT_EVENT).map_err(backend)?,
-            tag: conn.prepare_cached(INSERT_TAG).map_err(backend)?,
             stream: conn.prepare_cached(INSERT_STREAM).map_err(backend)?,
             find: conn.prepare_cached(FIND_STREAM).map_err(backend)?,
         })
@@ -651,12 +671,14 @@ impl<'conn> Statements<'conn> {
 
 /// Checks and inserts each part of one write job: one result per part. A part that
 /// conflicts is refused before any of it is written, so it needs no savepoint; any other
-/// failure is returned as `Err`, and the whole transaction must fail.
-fn write_parts(
+/// failure is returned as `Err`, and the whole transaction must fail. The events' tag
+/// index rows are added to `tags`, for [`insert_tags`].
+fn write_parts<'a>(
     conn: &Connection,
     statements: &mut Statements<'_>,
-    parts: &[AtomicWrite],
+    parts: &'a [AtomicWrite],
     memory: &mut Memory,
+    tags: &mut Vec<(&'a str, i64)>,
 ) -> Result<Vec<Result<(), JournalError>>, JournalError> {
     let mut results = Vec::with_capacity(parts.len());
     for part in parts {
@@ -688,7 +710,7 @@ fn write_parts(
                 .and_then(|mut s| s.query_row([], |row| row.get(0)))
                 .map_err(backend)?,
         };
-        memory.position = Some(insert_part(statements, id, position, part)?);
+        memory.position = Some(insert_part(statements, id, position, part, tags)?);
         let highest = last.sequence_nr;
         memory
             .streams
@@ -698,19 +720,18 @@ fn write_parts(
     Ok(results)
 }
 
-/// Inserts a checked part into stream `id`, its events at the positions after `position`;
-/// returns the last position it gave. A failure here (even a unique-key conflict, which
-/// the check makes impossible unless the tables were edited by hand) fails the whole
-/// transaction.
-fn insert_part(
+/// Inserts a checked part into stream `id`, its events at the positions after `position`,
+/// and adds their tag index rows to `tags`; returns the last position it gave. A failure
+/// here (even a unique-key conflict, which the check makes impossible unless the tables
+/// were edited by hand) fails the whole transaction.
+fn insert_part<'a>(
     statements: &mut Statements<'_>,
     id: i64,
     mut position: i64,
-    part: &AtomicWrite,
+    part: &'a AtomicWrite,
+    tags: &mut Vec<(&'a str, i64)>,
 ) -> Result<i64, JournalError> {
-    let Statements {
-        event: insert, tag, ..
-    } = statements;
+    let insert = &mut statements.event;
     for event in &part.events {
         position = position
             .checked_add(1)
@@ -734,11 +755,32 @@ fn insert_part(
             }
             Err(error) => return Err(backend(error)),
         }
-        for name in distinct_tags(&event.tags) {
-            tag.execute(params![name, position]).map_err(backend)?;
+        // A tag repeated in one event is indexed once.
+        for (i, tag) in event.tags.iter().enumerate() {
+            if !event.tags.iter().take(i).any(|earlier| earlier == tag) {
+                tags.push((tag, position));
+            }
         }
     }
     Ok(position)
+}
+
+/// Inserts tag index rows, [`TAG_ROWS`] at a time.
+fn insert_tags(conn: &Connection, mut rows: &[(&str, i64)]) -> Result<(), JournalError> {
+    for (size, sql) in TAG_ROWS.iter().zip(&*INSERT_TAGS) {
+        if rows.len() < *size {
+            continue;
+        }
+        let mut insert = conn.prepare_cached(sql).map_err(backend)?;
+        while let Some((chunk, rest)) = rows.split_at_checked(*size) {
+            let values = chunk
+                .iter()
+                .flat_map(|(tag, position)| [tag as &dyn ToSql, position as &dyn ToSql]);
+            insert.execute(params_from_iter(values)).map_err(backend)?;
+            rows = rest;
+        }
+    }
+    Ok(())
 }
 
 /// The stream's id and highest sequence number (`None` for a stream never written).
@@ -1110,6 +1152,43 @@ mod tests {
         let again = journal.write(vec![part("kept", 1, b"{}")]).await;
         assert!(matches!(again[..], [Ok(())]), "{again:?}");
         assert_eq!(journal.highest_sequence_nr("kept").await.unwrap(), 1);
+        drop(journal);
+        remove(&path);
+    }
+
+    /// The tag index rows of a transaction are inserted in statements of several rows:
+    /// every count of rows is indexed whole, a tag repeated in one event once.
+    #[tokio::test]
+    async fn every_tag_row_of_a_transaction_is_indexed() {
+        let path = temp_path("tags");
+        let journal = SqliteJournal::open(&path).await.unwrap();
+        let tagged = |pid: &str, events: u64| {
+            let mut write = part(pid, 1, b"{}");
+            let first = write.events.pop().unwrap();
+            write.events = (1..=events)
+                .map(|seq| EventRecord {
+                    sequence_nr: seq,
+                    tags: Tags::owned(vec!["a".into(), "b".into(), "a".into()]),
+                    ..first.clone()
+                })
+                .collect();
+            write
+        };
+        // 85 = 64 + 16 + 4 + 1 rows of each tag, 170 rows in all; then one more part.
+        let written = journal.write(vec![tagged("x", 85), tagged("y", 2)]).await;
+        assert!(written.iter().all(Result::is_ok), "{written:?}");
+        for tag in ["a", "b"] {
+            let read = journal.read_tag(tag, 0, 1000).await.unwrap();
+            let seqs: Vec<_> = read
+                .iter()
+                .map(|e| (&*e.persistence_id, e.sequence_nr))
+                .collect();
+            let expected: Vec<_> = (1..=85)
+                .map(|s| ("x", s))
+                .chain([("y", 1), ("y", 2)])
+                .collect();
+            assert_eq!(seqs, expected, "tag {tag}");
+        }
         drop(journal);
         remove(&path);
     }

@@ -116,6 +116,7 @@ pub(crate) fn parse_tags(
 }
 
 /// Distinct tags of one event (a repeated tag is stored once in the tag index).
+#[cfg(feature = "postgres")]
 pub(crate) fn distinct_tags(tags: &Tags) -> Vec<&str> {
     let mut list: Vec<&str> = Vec::new();
     for tag in tags.iter() {

@@ -48,9 +48,11 @@
 //! [`JournalError::Conflict`]; the others commit. The writer remembers the id and highest
 //! number of the streams it wrote lately and the last position it gave, so that checking
 //! and numbering a part costs no query, and forgets them all when `PRAGMA data_version`
-//! shows that another connection wrote to the file, or when a transaction fails. Several processes (or several handles) may write to one file:
-//! SQLite's lock serializes their transactions. Reads run on a small set of read
-//! connections in `spawn_blocking`.
+//! shows that another connection wrote to the file, or when a transaction fails. The tag
+//! index rows of a run of writes are inserted together, up to 64 in one statement.
+//! Several processes (or several handles) may write to one file: SQLite's lock
+//! serializes their transactions. Reads run on a small set of read connections in
+//! `spawn_blocking`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -48,8 +48,12 @@
 //! [`JournalError::Conflict`]; the others commit. The writer remembers the id and highest
 //! number of the streams it wrote lately and the last position it gave, so that checking
 //! and numbering a part costs no query, and forgets them all when `PRAGMA data_version`
-//! shows that another connection wrote to the file, or when a transaction fails. The tag
-//! index rows of a run of writes are inserted together, up to 64 in one statement.
+//! shows that another connection wrote to the file, or when a transaction fails. A part
+//! that would start a stream the writer does not know adds the stream first, and looks
+//! it up only if it was there already. The event insert keeps its bindings from one
+//! event to the next and binds again only the values that changed (the manifest, the
+//! tags, the writer usually do not). The tag index rows of a run of writes are inserted
+//! together, up to 64 in one statement.
 //! Several processes (or several handles) may write to one file: SQLite's lock
 //! serializes their transactions. Reads run on a small set of read connections in
 //! `spawn_blocking`.
@@ -175,7 +179,8 @@ static INSERT_TAGS: LazyLock<[String; 4]> = LazyLock::new(|| {
     })
 });
 
-const INSERT_STREAM: &str = "INSERT INTO factum_streams (persistence_id) VALUES (?1)";
+/// Adds a stream, unless its persistence id has one (then it changes nothing).
+const INSERT_STREAM: &str = "INSERT OR IGNORE INTO factum_streams (persistence_id) VALUES (?1)";
 
 /// A stream's id and highest sequence number: its newest event's, or the one recorded
 /// when its events were deleted, whichever is larger. No row for an unknown stream.
@@ -550,21 +555,18 @@ impl Writer {
                         }
                     }
                     let mut statements = Statements::prepare(&tx);
-                    // The run's tag index rows, inserted together after its events.
-                    let mut tags = Vec::new();
+                    let mut run = Run::default();
                     let mut written = Vec::with_capacity(writes.len());
                     for (parts, _) in &writes {
                         written.push(match &mut statements {
-                            Ok(statements) => {
-                                write_parts(&tx, statements, parts, memory, &mut tags)
-                            }
+                            Ok(statements) => write_parts(&tx, statements, parts, memory, &mut run),
                             Err(error) => Err(error.clone()),
                         });
                     }
-                    if let Err(error) = insert_tags(&tx, &tags) {
+                    if let Err(error) = insert_tags(&tx, &run.tags) {
                         failed.get_or_insert(error);
                     }
-                    drop(tags);
+                    drop(run);
                     for ((parts, reply), written) in writes.into_iter().zip(written) {
                         let results = written.unwrap_or_else(|error| {
                             // Every result is replaced with the error below.
@@ -671,22 +673,43 @@ impl<'conn> Statements<'conn> {
     }
 }
 
+/// What a run of write jobs gathers as its events are inserted.
+#[derive(Default)]
+struct Run<'a> {
+    /// The events' tag index rows, inserted together after them ([`insert_tags`]).
+    tags: Vec<(&'a str, i64)>,
+    /// The event inserted last. The insert statement keeps its bindings from one event
+    /// to the next, so the values that usually repeat (manifest, version, tags, command
+    /// id, writer) are bound again only when they differ from this event's.
+    previous: Option<&'a EventRecord>,
+}
+
 /// Checks and inserts each part of one write job: one result per part. A part that
 /// conflicts is refused before any of it is written, so it needs no savepoint; any other
-/// failure is returned as `Err`, and the whole transaction must fail. The events' tag
-/// index rows are added to `tags`, for [`insert_tags`].
+/// failure is returned as `Err`, and the whole transaction must fail.
 fn write_parts<'a>(
     conn: &Connection,
     statements: &mut Statements<'_>,
     parts: &'a [AtomicWrite],
     memory: &mut Memory,
-    tags: &mut Vec<(&'a str, i64)>,
+    run: &mut Run<'a>,
 ) -> Result<Vec<Result<(), JournalError>>, JournalError> {
     let mut results = Vec::with_capacity(parts.len());
     for part in parts {
         let pid = &part.persistence_id;
         let known = match memory.streams.get(pid) {
             Some(&stream) => Some(stream),
+            // A part that would start a stream first tries to add it: for a new stream
+            // (an aggregate's first command) that is the whole check, with no lookup.
+            None if !part.events.is_empty()
+                && check_sequence(pid, 0, &part.events).is_ok()
+                && statements.stream.execute([&**pid]).map_err(backend)? == 1 =>
+            {
+                Some(Stream {
+                    id: conn.last_insert_rowid(),
+                    highest: 0,
+                })
+            }
             None => find_stream(&mut statements.find, pid)?,
         };
         let highest = known.map_or(0, |stream| stream.highest);
@@ -698,12 +721,11 @@ fn write_parts<'a>(
             results.push(Ok(()));
             continue;
         };
-        let id = match known {
-            Some(stream) => stream.id,
-            None => {
-                statements.stream.execute([&**pid]).map_err(backend)?;
-                conn.last_insert_rowid()
-            }
+        // A part that passed its check on a stream not known here tried to add it above.
+        let Some(Stream { id, .. }) = known else {
+            return Err(corrupt(format!(
+                "`factum_streams` refused a row for `{pid}` but has none"
+            )));
         };
         let position = match memory.position {
             Some(position) => position,
@@ -712,7 +734,7 @@ fn write_parts<'a>(
                 .and_then(|mut s| s.query_row([], |row| row.get(0)))
                 .map_err(backend)?,
         };
-        memory.position = Some(insert_part(statements, id, position, part, tags)?);
+        memory.position = Some(insert_part(statements, id, position, part, run)?);
         let highest = last.sequence_nr;
         memory
             .streams
@@ -723,35 +745,61 @@ fn write_parts<'a>(
 }
 
 /// Inserts a checked part into stream `id`, its events at the positions after `position`,
-/// and adds their tag index rows to `tags`; returns the last position it gave. A failure
-/// here (even a unique-key conflict, which the check makes impossible unless the tables
-/// were edited by hand) fails the whole transaction.
+/// and adds their tag index rows to the run's; returns the last position it gave. A
+/// failure here (even a unique-key conflict, which the check makes impossible unless the
+/// tables were edited by hand) fails the whole transaction.
 fn insert_part<'a>(
     statements: &mut Statements<'_>,
     id: i64,
     mut position: i64,
     part: &'a AtomicWrite,
-    tags: &mut Vec<(&'a str, i64)>,
+    run: &mut Run<'a>,
 ) -> Result<i64, JournalError> {
     let insert = &mut statements.event;
     for event in &part.events {
         position = position
             .checked_add(1)
             .ok_or_else(|| corrupt("the journal has run out of positions".to_string()))?;
-        let inserted = insert.execute(params![
-            position,
-            id,
-            to_i64(event.sequence_nr, "sequence number")?,
-            &*event.manifest,
-            event.version,
-            payload_text(event)?,
-            tags_json(&event.tags),
-            event.command_id.as_deref(),
-            clamp_i64(event.timestamp),
-            &*event.writer_id,
-        ]);
-        match inserted {
-            Ok(_) => {}
+        // Forgotten until this event is in: after a failure, everything is bound again.
+        let previous = run.previous.take();
+        let changed = |same: fn(&EventRecord, &EventRecord) -> bool| {
+            previous.is_none_or(|previous| !same(previous, event))
+        };
+        insert.raw_bind_parameter(1, position).map_err(backend)?;
+        insert.raw_bind_parameter(2, id).map_err(backend)?;
+        let sequence_nr = to_i64(event.sequence_nr, "sequence number")?;
+        insert.raw_bind_parameter(3, sequence_nr).map_err(backend)?;
+        if changed(|a, b| a.manifest == b.manifest) {
+            insert
+                .raw_bind_parameter(4, &*event.manifest)
+                .map_err(backend)?;
+        }
+        if changed(|a, b| a.version == b.version) {
+            insert
+                .raw_bind_parameter(5, event.version)
+                .map_err(backend)?;
+        }
+        insert
+            .raw_bind_parameter(6, payload_text(event)?)
+            .map_err(backend)?;
+        if changed(|a, b| a.tags == b.tags) {
+            insert
+                .raw_bind_parameter(7, tags_json(&event.tags))
+                .map_err(backend)?;
+        }
+        if changed(|a, b| a.command_id == b.command_id) {
+            let command_id = event.command_id.as_deref();
+            insert.raw_bind_parameter(8, command_id).map_err(backend)?;
+        }
+        let timestamp = clamp_i64(event.timestamp);
+        insert.raw_bind_parameter(9, timestamp).map_err(backend)?;
+        if changed(|a, b| a.writer_id == b.writer_id) {
+            insert
+                .raw_bind_parameter(10, &*event.writer_id)
+                .map_err(backend)?;
+        }
+        match insert.raw_execute() {
+            Ok(_) => run.previous = Some(event),
             Err(error) if error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
                 return Err(conflict(&part.persistence_id, &part.events));
             }
@@ -760,7 +808,7 @@ fn insert_part<'a>(
         // A tag repeated in one event is indexed once.
         for (i, tag) in event.tags.iter().enumerate() {
             if !event.tags.iter().take(i).any(|earlier| earlier == tag) {
-                tags.push((tag, position));
+                run.tags.push((tag, position));
             }
         }
     }
@@ -1155,6 +1203,129 @@ mod tests {
         assert!(matches!(again[..], [Ok(())]), "{again:?}");
         assert_eq!(journal.highest_sequence_nr("kept").await.unwrap(), 1);
         drop(journal);
+        remove(&path);
+    }
+
+    /// The event insert binds again only the values that differ from the event before
+    /// it: whichever values change from one event to the next, in one part or across
+    /// parts, each event reads back as it was written.
+    #[tokio::test]
+    async fn each_event_keeps_its_own_values() {
+        let path = temp_path("values");
+        let journal = SqliteJournal::open(&path).await.unwrap();
+        let base = part("x", 1, br#"{"n":0}"#).events.remove(0);
+        let edits: [fn(&mut EventRecord); 8] = [
+            |_| {},
+            |_| {},
+            |e| e.manifest = "Withdrawn".into(),
+            |e| e.version = 2,
+            |e| e.tags = Tags::owned(vec!["t".into()]),
+            |e| e.command_id = Some(Arc::from("cmd-1")),
+            |e| e.writer_id = Arc::from("other"),
+            |e| e.timestamp = 9,
+        ];
+        // Each edit alone, then all of them, then none again: every value changes back.
+        let mut events: Vec<EventRecord> = edits
+            .iter()
+            .chain(&edits[..1])
+            .map(|edit| {
+                let mut event = base.clone();
+                edit(&mut event);
+                event
+            })
+            .collect();
+        let mut all = base.clone();
+        edits.iter().for_each(|edit| edit(&mut all));
+        events.insert(7, all);
+        for (n, event) in events.iter_mut().enumerate() {
+            event.payload = format!(r#"{{"n":{n}}}"#).into_bytes();
+        }
+        // The first five in one part of stream `x`, the rest one part each of `y`, `z`...
+        let mut parts = vec![AtomicWrite {
+            persistence_id: Arc::from("x"),
+            events: events[..5]
+                .iter()
+                .enumerate()
+                .map(|(i, e)| EventRecord {
+                    persistence_id: Arc::from("x"),
+                    sequence_nr: i as u64 + 1,
+                    ..e.clone()
+                })
+                .collect(),
+        }];
+        for (i, event) in events[5..].iter().enumerate() {
+            let pid: Arc<str> = Arc::from(format!("p{i}"));
+            parts.push(AtomicWrite {
+                persistence_id: Arc::clone(&pid),
+                events: vec![EventRecord {
+                    persistence_id: pid,
+                    ..event.clone()
+                }],
+            });
+        }
+        let written = journal.write(parts.clone()).await;
+        assert!(written.iter().all(Result::is_ok), "{written:?}");
+        let read = journal.read_all(0, 100).await.unwrap();
+        let expected: Vec<_> = parts.iter().flat_map(|p| p.events.iter()).collect();
+        assert_eq!(read.len(), expected.len());
+        for (read, expected) in read.iter().zip(expected) {
+            let fields = |e: &EventRecord| {
+                (
+                    e.persistence_id.to_string(),
+                    e.sequence_nr,
+                    e.manifest.to_string(),
+                    e.version,
+                    e.payload.clone(),
+                    e.tags.iter().map(str::to_owned).collect::<Vec<_>>(),
+                    e.command_id.clone(),
+                    e.timestamp,
+                    e.writer_id.to_string(),
+                )
+            };
+            assert_eq!(fields(read), fields(expected));
+        }
+        drop(journal);
+        remove(&path);
+    }
+
+    /// A part that would start a stream adds the stream first. A stream that another
+    /// handle wrote (this one's writer does not know it) is found instead, and checked:
+    /// its events go on in the same stream; and a part that cannot start a stream adds
+    /// none.
+    #[tokio::test]
+    async fn a_stream_is_added_once() {
+        let path = temp_path("streams");
+        let first = SqliteJournal::open(&path).await.unwrap();
+        let written = first
+            .write(vec![part("s", 1, b"{}"), part("t", 1, b"{}")])
+            .await;
+        assert!(written.iter().all(Result::is_ok), "{written:?}");
+        let second = SqliteJournal::open(&path).await.unwrap();
+        assert!(matches!(
+            second.write(vec![part("s", 1, b"{}")]).await[..],
+            [Err(JournalError::Conflict { .. })]
+        ));
+        assert!(matches!(
+            second.write(vec![part("s", 2, b"{}")]).await[..],
+            [Ok(())]
+        ));
+        assert!(matches!(
+            second.write(vec![part("u", 2, b"{}")]).await[..],
+            [Err(JournalError::Conflict { .. })]
+        ));
+        let s = first.read("s", 1, u64::MAX, 10).await.unwrap();
+        assert_eq!(s.iter().map(|e| e.sequence_nr).collect::<Vec<_>>(), [1, 2]);
+        drop((first, second));
+        let conn = Connection::open(&path).unwrap();
+        let streams: Vec<String> = conn
+            .prepare("SELECT persistence_id FROM factum_streams ORDER BY id")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(streams, ["s", "t"]);
+        drop(conn);
         remove(&path);
     }
 

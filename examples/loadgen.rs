@@ -254,10 +254,11 @@ impl Journal for NullJournal {
 }
 
 /// A fresh SQLite file under `target/`.
-fn bench_file() -> std::path::PathBuf {
+/// A fresh database file `target/loadgen/{name}.db`.
+fn bench_file(name: &str) -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/loadgen");
     std::fs::create_dir_all(&dir).expect("create target/loadgen");
-    let path = dir.join("d1.db");
+    let path = dir.join(format!("{name}.db"));
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
@@ -266,7 +267,7 @@ fn bench_file() -> std::path::PathBuf {
 
 /// D1: W2 on SQLite (synchronous = FULL); `grouped = false` commits every command alone.
 async fn d1<A: Bank>(tasks: usize, commands: usize, grouped: bool) -> Figures {
-    let journal = factum::SqliteJournal::builder(bench_file())
+    let journal = factum::SqliteJournal::builder(bench_file("d1"))
         .group_commit(grouped)
         .open()
         .await
@@ -275,6 +276,66 @@ async fn d1<A: Bank>(tasks: usize, commands: usize, grouped: bool) -> Figures {
         .group_commit(grouped)
         .build();
     w2(&[repo], tasks, commands).await
+}
+
+/// What one SQLite transaction costs by its size: the journal alone, `commits` calls of
+/// `size` one-event parts each (one transaction each), over 10,000 streams round-robin
+/// as in D1, after 50,000 events written 64 to a transaction: microseconds per commit.
+async fn commit_cost(size: usize, commits: usize) -> Figures {
+    const FILL: usize = 50_048;
+    let journal = factum::SqliteJournal::open(bench_file("commit"))
+        .await
+        .expect("open SQLite");
+    let pids: Vec<Arc<str>> = (0..AGGREGATES)
+        .map(|i| Arc::from(format!("account-acc-{i}")))
+        .collect();
+    let writer: Arc<str> = Arc::from("loadgen");
+    let mut highest = vec![0; AGGREGATES];
+    let mut next = 0;
+    let mut write = |parts: usize| {
+        let batch = (0..parts)
+            .map(|_| {
+                let account = next % AGGREGATES;
+                next += 1;
+                highest[account] += 1;
+                let pid = Arc::clone(&pids[account]);
+                AtomicWrite {
+                    persistence_id: Arc::clone(&pid),
+                    events: vec![EventRecord {
+                        persistence_id: pid,
+                        sequence_nr: highest[account],
+                        manifest: "Deposited".into(),
+                        version: 1,
+                        payload: br#"{"amount":1}"#.to_vec(),
+                        tags: Tags::fixed(&["account"]),
+                        command_id: None,
+                        timestamp: 0,
+                        writer_id: Arc::clone(&writer),
+                        position: 0,
+                    }],
+                }
+            })
+            .collect::<Vec<_>>();
+        journal.write(batch)
+    };
+    for _ in 0..FILL / 64 {
+        assert!(write(64).await.iter().all(Result::is_ok));
+    }
+    let start = Instant::now();
+    for _ in 0..commits {
+        assert!(write(size).await.iter().all(Result::is_ok));
+    }
+    let elapsed = start.elapsed();
+    let mut f = Figures::default();
+    f.add(
+        "us_per_commit",
+        elapsed.as_secs_f64() * 1e6 / commits as f64,
+    );
+    f.add(
+        "events_per_s",
+        (size * commits) as f64 / elapsed.as_secs_f64(),
+    );
+    f
 }
 
 /// D2: W2 from two repositories (two nodes) on one Postgres database; then checks that
@@ -433,7 +494,7 @@ fn args() -> Args {
             "--variant" => args.variant = Some(value),
             other => {
                 eprintln!(
-                    "unknown flag {other}; flags: --workload w1|w2|w3|w4|m1|d1|d1-plot|d2 \
+                    "unknown flag {other}; flags: --workload w1|w2|w3|w4|m1|d1|d1-plot|d2|commit \
                      --store memory|null|sqlite|postgres --runs N --tasks N --threads N --commands N --domain macro|hand|both --variant V"
                 );
                 std::process::exit(2);
@@ -502,6 +563,10 @@ async fn run_once<A: Bank>(args: &Args, variant: &str) -> Figures {
             d1::<A>(args.tasks, args.commands, variant != "no-group-commit").await
         }
         ("w2" | "d2", "postgres") => d2::<A>(args.tasks, args.commands).await,
+        ("commit", "sqlite") => {
+            let size = variant.parse().unwrap_or(32);
+            commit_cost(size, (args.commands / size).clamp(200, 2_000)).await
+        }
         ("w3", _) => w3::<A>().await,
         ("m1", _) => m1::<A>(variant.parse().ok()).await,
         (w, s) => {
@@ -546,6 +611,9 @@ fn main() {
         (_, Some(variant)) => variant.split(',').map(str::to_owned).collect(),
         ("d1", None) => vec!["group-commit".into(), "no-group-commit".into()],
         ("w4", None) => vec!["none".into(), "128".into(), "1024".into(), "4096".into()],
+        ("commit", None) => ["1", "2", "8", "32", "64", "128"]
+            .map(String::from)
+            .to_vec(),
         _ => vec!["-".into()],
     };
     let domains: Vec<&str> = match args.domain.as_str() {

@@ -253,8 +253,7 @@ impl Journal for NullJournal {
     }
 }
 
-/// A fresh SQLite file under `target/`.
-/// A fresh database file `target/loadgen/{name}.db`.
+/// A fresh SQLite file, `target/loadgen/{name}.db`.
 fn bench_file(name: &str) -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/loadgen");
     std::fs::create_dir_all(&dir).expect("create target/loadgen");

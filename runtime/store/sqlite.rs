@@ -55,13 +55,19 @@
 //! tags, the writer usually do not). The tag index rows of a run of writes are inserted
 //! together, up to 64 in one statement.
 //! Several processes (or several handles) may write to one file: SQLite's lock
-//! serializes their transactions. Reads run on a small set of read connections in
-//! `spawn_blocking`.
+//! serializes their transactions.
+//!
+//! # Reading
+//!
+//! Reads run on up to four reader threads, each with a connection of its own, kept open;
+//! they take reads from one queue and start as reads need them. A read hops to a thread
+//! that is already waiting instead of going through Tokio's blocking pool: recovering
+//! 10,000 new aggregates at once ran about a third faster (BENCHMARKS.md, D1).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -92,8 +98,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// At most this many queued jobs share one transaction.
 const MAX_JOBS: usize = 1024;
 
-/// Read connections: at most this many reads run at once, each on a kept-open connection
-/// (opening one parses the schema; reusing one keeps its prepared statements).
+/// Reader threads: at most this many reads run at once, each thread on a connection of
+/// its own, kept open (opening one parses the schema; reusing one keeps its prepared
+/// statements). Threads start as reads need them and stop with the journal.
 const MAX_READERS: usize = 4;
 
 const SCHEMA: &str = "
@@ -213,8 +220,8 @@ struct Inner {
     group_commit: bool,
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    readers: Mutex<Vec<Connection>>,
-    read_permits: Arc<tokio::sync::Semaphore>,
+    /// The reader threads and their queue.
+    reads: Arc<Reads>,
 }
 
 type Reply<T> = oneshot::Sender<T>;
@@ -299,8 +306,7 @@ impl SqliteJournal {
                 group_commit,
                 jobs: Mutex::new(Some(tx)),
                 writer: Mutex::new(Some(writer)),
-                readers: Mutex::new(Vec::new()),
-                read_permits: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
+                reads: Arc::default(),
             }),
         })
     }
@@ -323,29 +329,21 @@ impl SqliteJournal {
         answer.await.unwrap_or_else(|_| dead())
     }
 
-    /// Runs `f` on a read connection, off the async threads.
+    /// Runs `f` on a reader thread's connection, off the async threads.
     async fn read_with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
     ) -> Result<T, JournalError> {
-        let inner = Arc::clone(&self.inner);
-        let permit = Arc::clone(&inner.read_permits)
-            .acquire_owned()
-            .await
-            .map_err(JournalError::backend)?;
-        tokio::task::spawn_blocking(move || {
-            let conn = match lock(&inner.readers).pop() {
-                Some(conn) => conn,
-                None => open_reader(&inner.path)?,
-            };
-            let result = f(&conn);
-            // At most MAX_READERS connections exist: one per permit.
-            lock(&inner.readers).push(conn);
-            drop(permit);
-            result
-        })
-        .await
-        .map_err(JournalError::backend)?
+        let (reply, answer) = oneshot::channel();
+        Reads::push(
+            &self.inner.reads,
+            &self.inner.path,
+            Box::new(move |conn| {
+                // A caller that went away no longer needs its answer.
+                let _ = reply.send(conn.map_err(Clone::clone).and_then(f));
+            }),
+        );
+        answer.await.unwrap_or_else(|_| Err(reader_stopped()))
     }
 }
 
@@ -359,6 +357,10 @@ impl std::fmt::Debug for SqliteJournal {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // The reader threads stop once they have run every read queued, and close their
+        // connections before the writer closes its own: the last connection to close
+        // checkpoints the WAL and removes it.
+        self.reads.close();
         // Closing the channel ends the writer's loop once it has answered every job.
         lock(&self.jobs).take();
         if let Some(writer) = lock(&self.writer).take()
@@ -434,6 +436,134 @@ fn migrate_v1(tx: &Connection) -> rusqlite::Result<()> {
     )?;
     tracing::info!("migrated the SQLite journal from schema version 1 to {SCHEMA_VERSION}");
     Ok(())
+}
+
+fn reader_stopped() -> JournalError {
+    JournalError::Unknown("the SQLite reader thread stopped before answering".into())
+}
+
+/// A read for a reader thread: it gets the thread's connection, or why the thread could
+/// not open one.
+type ReadJob = Box<dyn FnOnce(Result<&Connection, &JournalError>) + Send>;
+
+/// The reads waiting for a reader thread, and the threads.
+#[derive(Default)]
+struct Reads {
+    queue: Mutex<ReadQueue>,
+    /// Signalled when a read is queued or the journal closes.
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct ReadQueue {
+    jobs: VecDeque<ReadJob>,
+    /// Reader threads running, and how many of them wait for a read.
+    threads: usize,
+    idle: usize,
+    /// Every reader thread started, to be joined on close.
+    started: Vec<JoinHandle<()>>,
+    closed: bool,
+}
+
+impl Reads {
+    fn queue(&self) -> MutexGuard<'_, ReadQueue> {
+        lock(&self.queue)
+    }
+
+    /// Queues a read, and starts a reader thread for it when none is idle and fewer than
+    /// [`MAX_READERS`] run.
+    fn push(reads: &Arc<Reads>, path: &Path, job: ReadJob) {
+        let mut queue = reads.queue();
+        queue.jobs.push_back(job);
+        // Each waiting thread takes one queued read.
+        if queue.jobs.len() <= queue.idle {
+            reads.ready.notify_one();
+            return;
+        }
+        if queue.threads >= MAX_READERS {
+            return;
+        }
+        queue.threads += 1;
+        drop(queue);
+        let (thread_reads, path) = (Arc::clone(reads), path.to_path_buf());
+        let started = std::thread::Builder::new()
+            .name("factum-sqlite-reader".into())
+            .spawn(move || run_reader(&path, &thread_reads));
+        match started {
+            Ok(thread) => reads.queue().started.push(thread),
+            Err(error) => reads.stopped(&JournalError::backend(error)),
+        }
+    }
+
+    /// A reader thread stopped (or did not start) because of `error`: if it was the last
+    /// one, the reads queued fail with `error`, since no thread is left to run them.
+    fn stopped(&self, error: &JournalError) {
+        let mut queue = self.queue();
+        queue.threads -= 1;
+        if queue.threads == 0 {
+            let jobs = std::mem::take(&mut queue.jobs);
+            drop(queue);
+            jobs.into_iter().for_each(|job| job(Err(error)));
+        }
+    }
+
+    /// The next read, waiting for one; `None` once the journal is closed and every read
+    /// has run.
+    fn next(&self) -> Option<ReadJob> {
+        let mut queue = self.queue();
+        loop {
+            if let Some(job) = queue.jobs.pop_front() {
+                return Some(job);
+            }
+            if queue.closed {
+                return None;
+            }
+            queue.idle += 1;
+            queue = self
+                .ready
+                .wait(queue)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            queue.idle -= 1;
+        }
+    }
+
+    /// Stops the reader threads once they have run every read queued, and waits for them:
+    /// their connections are closed when it returns.
+    fn close(&self) {
+        let started = {
+            let mut queue = self.queue();
+            queue.closed = true;
+            std::mem::take(&mut queue.started)
+        };
+        self.ready.notify_all();
+        for thread in started {
+            if thread.join().is_err() {
+                tracing::error!("an SQLite reader thread panicked");
+            }
+        }
+    }
+}
+
+/// A reader thread: opens its connection, then runs reads until the journal closes. If
+/// the connection cannot be opened, it fails one read with the reason (every read queued,
+/// when no other thread runs) and stops, so that the next read starts a thread that tries
+/// again.
+fn run_reader(path: &Path, reads: &Reads) {
+    match open_reader(path) {
+        Ok(conn) => {
+            while let Some(job) = reads.next() {
+                job(Ok(&conn));
+            }
+            reads.queue().threads -= 1;
+        }
+        Err(error) => {
+            let job = reads.queue().jobs.pop_front();
+            if let Some(job) = job {
+                job(Err(&error));
+            }
+            reads.stopped(&error);
+        }
+    }
 }
 
 fn open_reader(path: &Path) -> Result<Connection, JournalError> {
@@ -1506,5 +1636,145 @@ mod tests {
             drop(journal);
             remove(&path);
         }
+    }
+
+    /// Queues `job` on `reads` (at `path`) and returns a receiver of what it sent.
+    fn read_job<T: Send + 'static>(
+        reads: &Arc<Reads>,
+        path: &Path,
+        job: impl FnOnce(Result<&Connection, &JournalError>) -> T + Send + 'static,
+    ) -> mpsc::Receiver<T> {
+        let (tx, rx) = mpsc::channel();
+        Reads::push(
+            reads,
+            path,
+            Box::new(move |conn| {
+                let _ = tx.send(job(conn));
+            }),
+        );
+        rx
+    }
+
+    const PATIENCE: Duration = Duration::from_secs(30);
+
+    /// As many reads as there are reader threads run at once: reads that each wait for
+    /// all the others finish only if every one of them got a thread of its own.
+    #[test]
+    fn reads_run_side_by_side_on_their_own_threads() {
+        let path = temp_path("readers");
+        let reads = Arc::new(Reads::default());
+        let all = Arc::new(std::sync::Barrier::new(MAX_READERS));
+        let answers: Vec<_> = (0..MAX_READERS)
+            .map(|_| {
+                let all = Arc::clone(&all);
+                read_job(&reads, &path, move |conn| {
+                    let one: i64 = conn
+                        .unwrap()
+                        .query_row("SELECT 1", [], |r| r.get(0))
+                        .unwrap();
+                    all.wait();
+                    one
+                })
+            })
+            .collect();
+        for answer in answers {
+            assert_eq!(answer.recv_timeout(PATIENCE), Ok(1));
+        }
+        assert_eq!(reads.queue().threads, MAX_READERS);
+        reads.close();
+        remove(&path);
+    }
+
+    /// More reads than threads queued at once, then reads one at a time: every one is
+    /// answered, no thread more than `MAX_READERS` starts, and closing stops them all.
+    #[test]
+    fn every_queued_read_is_answered() {
+        let path = temp_path("queued");
+        let reads = Arc::new(Reads::default());
+        let answers: Vec<_> = (0..200_i64)
+            .map(|i| {
+                read_job(&reads, &path, move |conn| {
+                    conn.unwrap()
+                        .query_row("SELECT ?1", [i], |r| r.get::<_, i64>(0))
+                        .unwrap()
+                })
+            })
+            .collect();
+        for (i, answer) in (0..).zip(answers) {
+            assert_eq!(answer.recv_timeout(PATIENCE), Ok(i));
+        }
+        // One at a time, each to a thread that waits for it.
+        for i in 0..20_i64 {
+            let answer = read_job(&reads, &path, move |conn| {
+                conn.unwrap()
+                    .query_row("SELECT ?1", [i], |r| r.get::<_, i64>(0))
+                    .unwrap()
+            });
+            assert_eq!(answer.recv_timeout(PATIENCE), Ok(i));
+        }
+        assert!((1..=MAX_READERS).contains(&reads.queue().threads));
+        reads.close();
+        assert_eq!(
+            reads.queue().threads,
+            0,
+            "closing waits for the threads to stop"
+        );
+        remove(&path);
+    }
+
+    /// A reader that cannot open its connection fails the reads with the reason instead
+    /// of leaving them waiting, and the next read tries again.
+    #[test]
+    fn a_reader_without_a_connection_fails_its_reads() {
+        let missing = std::env::temp_dir().join(format!("factum-no-dir-{}", std::process::id()));
+        let path = missing.join("journal.db");
+        let reads = Arc::new(Reads::default());
+        // More reads than threads: the last thread to stop fails those left queued.
+        let answers: Vec<_> = (0..3 * MAX_READERS)
+            .map(|_| {
+                read_job(&reads, &path, |conn| {
+                    conn.map(|_| ()).map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        for answer in answers {
+            let error = answer.recv_timeout(PATIENCE).unwrap().unwrap_err();
+            assert!(error.contains("unable to open"), "{error}");
+        }
+        // Once the directory exists, a new read gets a connection.
+        std::fs::create_dir_all(&missing).unwrap();
+        let answer = read_job(&reads, &path, |conn| conn.is_ok());
+        assert_eq!(answer.recv_timeout(PATIENCE), Ok(true));
+        reads.close();
+        remove(&path);
+        let _ = std::fs::remove_dir(&missing);
+    }
+
+    /// Reads through the journal's own API, many at once, and after the last handle is
+    /// dropped a read cannot hang: it is answered before the threads stop.
+    #[tokio::test]
+    async fn many_concurrent_reads_through_the_journal() {
+        let path = temp_path("many-reads");
+        let journal = SqliteJournal::open(&path).await.unwrap();
+        let results = journal
+            .write(
+                (1..=50)
+                    .map(|i| part(&format!("s-{i}"), 1, b"{}"))
+                    .collect(),
+            )
+            .await;
+        assert!(results.iter().all(Result::is_ok));
+        let reads = (1..=50).map(|i| {
+            let journal = journal.clone();
+            tokio::spawn(async move { journal.highest_sequence_nr(&format!("s-{i}")).await })
+        });
+        for read in reads.collect::<Vec<_>>() {
+            assert_eq!(read.await.unwrap().unwrap(), 1);
+        }
+        let last = journal.read("s-7", 1, u64::MAX, 10);
+        let events = tokio::time::timeout(PATIENCE, last).await.unwrap().unwrap();
+        assert_eq!(events.len(), 1);
+        drop(journal);
+        remove(&path);
     }
 }

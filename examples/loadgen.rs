@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use factum::{
-    AtomicWrite, EventRecord, Journal, MemoryJournal, MemorySnapshots, Repository, SnapshotPolicy,
-    SnapshotRecord, SnapshotStore, Tags,
+    AtomicWrite, Command, EventRecord, Journal, MemoryJournal, MemorySnapshots, Repository,
+    SnapshotPolicy, SnapshotRecord, SnapshotStore, Tags,
 };
 
 #[path = "../benches/support/domain.rs"]
@@ -277,6 +277,54 @@ async fn d1<A: Bank>(tasks: usize, commands: usize, grouped: bool) -> Figures {
     w2(&[repo], tasks, commands).await
 }
 
+/// A restart: 10,000 aggregates of one event each in an SQLite file, reopened, and every
+/// one recovered by a new repository from `tasks` client tasks at once (each
+/// `Repository::state` call replays its aggregate from the journal): aggregates/s.
+async fn cold<A: Bank>(tasks: usize) -> Figures {
+    let path = bench_file("cold");
+    {
+        let journal = factum::SqliteJournal::open(&path)
+            .await
+            .expect("open SQLite");
+        let repo = Repository::<A>::new(journal);
+        let ids = (0..AGGREGATES).map(|i| A::deposit(i, None));
+        let sends = ids.map(|deposit| {
+            let repo = repo.clone();
+            tokio::spawn(async move { repo.send(deposit).await.expect("deposit") })
+        });
+        for send in sends.collect::<Vec<_>>() {
+            send.await.expect("task");
+        }
+    }
+    let journal = factum::SqliteJournal::open(&path)
+        .await
+        .expect("reopen SQLite");
+    let repo = Repository::<A>::new(journal);
+    let start = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let repo = repo.clone();
+            tokio::spawn(async move {
+                for account in (t..AGGREGATES).step_by(tasks) {
+                    let id = A::deposit(account, None).aggregate_id().clone();
+                    let (_, version) = repo.state(&id).await.expect("recover");
+                    assert_eq!(version, 1);
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.await.expect("task");
+    }
+    let elapsed = start.elapsed();
+    let mut f = Figures::default();
+    f.add(
+        "aggregates_per_s",
+        AGGREGATES as f64 / elapsed.as_secs_f64(),
+    );
+    f
+}
+
 /// What one SQLite transaction costs by its size: the journal alone, `commits` calls of
 /// `size` one-event parts each (one transaction each), over 10,000 streams round-robin
 /// as in D1, after 50,000 events written 64 to a transaction: microseconds per commit.
@@ -493,7 +541,7 @@ fn args() -> Args {
             "--variant" => args.variant = Some(value),
             other => {
                 eprintln!(
-                    "unknown flag {other}; flags: --workload w1|w2|w3|w4|m1|d1|d1-plot|d2|commit \
+                    "unknown flag {other}; flags: --workload w1|w2|w3|w4|m1|d1|d1-plot|d2|commit|cold \
                      --store memory|null|sqlite|postgres --runs N --tasks N --threads N --commands N --domain macro|hand|both --variant V"
                 );
                 std::process::exit(2);
@@ -562,6 +610,7 @@ async fn run_once<A: Bank>(args: &Args, variant: &str) -> Figures {
             d1::<A>(args.tasks, args.commands, variant != "no-group-commit").await
         }
         ("w2" | "d2", "postgres") => d2::<A>(args.tasks, args.commands).await,
+        ("cold", "sqlite") => cold::<A>(args.tasks).await,
         ("commit", "sqlite") => {
             let size = variant.parse().unwrap_or(32);
             commit_cost(size, (args.commands / size).clamp(200, 2_000)).await

@@ -61,8 +61,9 @@
 //!
 //! Reads run on up to four reader threads, each with a connection of its own, kept open;
 //! they take reads from one queue and start as reads need them. A read hops to a thread
-//! that is already waiting instead of going through Tokio's blocking pool: recovering
-//! 10,000 new aggregates at once ran about a third faster (BENCHMARKS.md, D1).
+//! that is already waiting instead of going through Tokio's blocking pool: 10,000
+//! aggregates recovered after a restart by 64 tasks at once came back 2.6 times as fast
+//! (BENCHMARKS.md, the cold start).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};

@@ -548,12 +548,15 @@ impl Reads {
 /// A reader thread: opens its connection, then runs reads until the journal closes. If
 /// the connection cannot be opened, it fails one read with the reason (every read queued,
 /// when no other thread runs) and stops, so that the next read starts a thread that tries
-/// again.
+/// again. A read that panics loses its answer (its caller gets an error), not the thread.
 fn run_reader(path: &Path, reads: &Reads) {
     match open_reader(path) {
         Ok(conn) => {
             while let Some(job) = reads.next() {
-                job(Ok(&conn));
+                let read = std::panic::AssertUnwindSafe(|| job(Ok(&conn)));
+                if std::panic::catch_unwind(read).is_err() {
+                    tracing::error!("an SQLite read panicked");
+                }
             }
             reads.queue().threads -= 1;
         }
@@ -1749,6 +1752,25 @@ mod tests {
         reads.close();
         remove(&path);
         let _ = std::fs::remove_dir(&missing);
+    }
+
+    /// A read that panics costs its caller an answer, not the reader thread: after as many
+    /// panics as there are threads, reads are still answered.
+    #[test]
+    fn a_panicking_read_keeps_its_thread() {
+        let path = temp_path("panicking");
+        let reads = Arc::new(Reads::default());
+        for _ in 0..MAX_READERS {
+            let answer = read_job(&reads, &path, |_| -> () { panic!("a read panics") });
+            assert_eq!(
+                answer.recv_timeout(PATIENCE),
+                Err(mpsc::RecvTimeoutError::Disconnected)
+            );
+        }
+        let answer = read_job(&reads, &path, |conn| conn.is_ok());
+        assert_eq!(answer.recv_timeout(PATIENCE), Ok(true));
+        reads.close();
+        remove(&path);
     }
 
     /// Reads through the journal's own API, many at once, and after the last handle is

@@ -646,6 +646,18 @@ enum Done {
     One(Result<(), JournalError>, Reply<Result<(), JournalError>>),
 }
 
+impl Done {
+    /// Calls `f` on every result of `done`.
+    fn each_result(done: &mut [Done], mut f: impl FnMut(&mut Result<(), JournalError>)) {
+        for item in done {
+            match item {
+                Done::Write(results, _) => results.iter_mut().for_each(&mut f),
+                Done::One(result, _) => f(result),
+            }
+        }
+    }
+}
+
 impl Writer {
     /// Runs a batch of jobs in one transaction and answers them.
     fn run(&mut self, batch: Vec<Job>) {
@@ -730,29 +742,16 @@ impl Writer {
             // error, and what was remembered during it is forgotten.
             drop(tx);
             memory.forget();
-            for item in &mut done {
-                match item {
-                    Done::Write(results, _) => {
-                        results.iter_mut().for_each(|r| *r = Err(error.clone()))
-                    }
-                    Done::One(result, _) => *result = Err(error.clone()),
-                }
-            }
+            Done::each_result(&mut done, |result| *result = Err(error.clone()));
         } else if let Err(error) = tx.commit() {
             // The commit may have reached the disk or not.
             memory.forget();
             let error = JournalError::Unknown(format!("the SQLite commit failed: {error}"));
-            let unknown = |result: &mut Result<(), JournalError>| {
+            Done::each_result(&mut done, |result| {
                 if result.is_ok() {
                     *result = Err(error.clone());
                 }
-            };
-            for item in &mut done {
-                match item {
-                    Done::Write(results, _) => results.iter_mut().for_each(unknown),
-                    Done::One(result, _) => unknown(result),
-                }
-            }
+            });
         }
         for item in done {
             // A caller that went away no longer needs its answer.

@@ -198,7 +198,10 @@ impl JournalState {
             Some(stream) if from <= to => {
                 let first = stream.deleted_to + 1;
                 let skip = usize::try_from(from.saturating_sub(first)).unwrap_or(usize::MAX);
-                let count = to.saturating_sub(from.max(first)).saturating_add(1);
+                // Nothing when the whole range was deleted (`to < first`).
+                let count = to
+                    .checked_sub(from.max(first))
+                    .map_or(0, |span| span.saturating_add(1));
                 let take = usize::try_from(count).unwrap_or(usize::MAX).min(max);
                 (&stream.positions, skip, take)
             }

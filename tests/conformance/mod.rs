@@ -244,6 +244,12 @@ pub async fn delete_to_hides_events_keeps_highest(f: &impl Factory) {
     let j = five(f).await;
     j.delete_to("p-1", 3).await.unwrap();
     assert_eq!(read(&j, "p-1", 1, ALL, 100).await, [4, 5]);
+    assert_eq!(
+        read(&j, "p-1", 2, 3, 100).await,
+        [] as [u64; 0],
+        "a deleted range reads as nothing"
+    );
+    assert_eq!(read(&j, "p-1", 1, 4, 100).await, [4]);
     assert_eq!(j.highest_sequence_nr("p-1").await.unwrap(), 5);
     assert_eq!(
         read(&j, "p-2", 1, ALL, 100).await,

@@ -145,11 +145,12 @@ pub(crate) fn check_sequence(
     highest: u64,
     events: &[EventRecord],
 ) -> Result<(), JournalError> {
-    for (expected, event) in (highest + 1..).zip(events) {
-        if event.sequence_nr != expected {
+    for (after, event) in (1..).zip(events) {
+        let expected = highest.checked_add(after);
+        if Some(event.sequence_nr) != expected {
             return Err(JournalError::Conflict {
                 persistence_id: persistence_id.to_owned(),
-                sequence_nr: event.sequence_nr.min(expected),
+                sequence_nr: expected.map_or(event.sequence_nr, |e| e.min(event.sequence_nr)),
             });
         }
     }

@@ -830,6 +830,10 @@ fn write_parts<'a>(
     let mut results = Vec::with_capacity(parts.len());
     for part in parts {
         let pid = &part.persistence_id;
+        if let Err(error) = check_values(part) {
+            results.push(Err(error));
+            continue;
+        }
         let known = match memory.streams.get(pid) {
             Some(&stream) => Some(stream),
             // A part that would start a stream first tries to add it: for a new stream
@@ -875,6 +879,17 @@ fn write_parts<'a>(
         results.push(Ok(()));
     }
     Ok(results)
+}
+
+/// Checks the values of a part that SQLite cannot store (a sequence number above
+/// `i64::MAX`, a payload that is not UTF-8) before any of it is written, so that they fail
+/// that part alone rather than the transaction it shares with other aggregates' writes.
+fn check_values(part: &AtomicWrite) -> Result<(), JournalError> {
+    for event in &part.events {
+        to_i64(event.sequence_nr, "sequence number")?;
+        payload_text(event)?;
+    }
+    Ok(())
 }
 
 /// Inserts a checked part into stream `id`, its events at the positions after `position`,
@@ -1323,18 +1338,60 @@ mod tests {
     async fn a_failed_transaction_forgets_the_numbers_it_noted() {
         let path = temp_path("forget");
         let journal = SqliteJournal::open(&path).await.unwrap();
-        let not_utf8 = part("other", 1, &[0xff, 0xfe]);
-        let results = journal.write(vec![part("kept", 1, b"{}"), not_utf8]).await;
+        // A failure the checks cannot foresee: a trigger refuses one payload.
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER boom BEFORE INSERT ON factum_events WHEN NEW.payload = 'boom' \
+                 BEGIN SELECT RAISE(ABORT, 'boom'); END;",
+            )
+            .unwrap();
+        let results = journal
+            .write(vec![part("kept", 1, b"{}"), part("other", 1, b"boom")])
+            .await;
         assert!(
             results
                 .iter()
-                .all(|r| matches!(r, Err(JournalError::Encode(_)))),
+                .all(|r| matches!(r, Err(e) if e.to_string().contains("boom"))),
             "the whole transaction fails: {results:?}"
         );
         assert_eq!(journal.highest_sequence_nr("kept").await.unwrap(), 0);
         let again = journal.write(vec![part("kept", 1, b"{}")]).await;
         assert!(matches!(again[..], [Ok(())]), "{again:?}");
         assert_eq!(journal.highest_sequence_nr("kept").await.unwrap(), 1);
+        drop(journal);
+        remove(&path);
+    }
+
+    /// A value SQLite cannot store (a payload that is not UTF-8, a sequence number above
+    /// `i64::MAX`) fails its own part, not the other aggregates' parts committed with it.
+    #[tokio::test]
+    async fn values_it_cannot_store_fail_only_their_part() {
+        let path = temp_path("bad-values");
+        let journal = SqliteJournal::open(&path).await.unwrap();
+        let results = journal
+            .write(vec![
+                part("a", 1, b"{}"),
+                part("not-utf8", 1, &[0xff, 0xfe]),
+                part("too-large", u64::MAX, b"{}"),
+                part("b", 1, b"{}"),
+            ])
+            .await;
+        assert!(
+            matches!(
+                &results[..],
+                [Ok(()), Err(JournalError::Encode(utf8)), Err(JournalError::Encode(large)), Ok(())]
+                    if utf8.contains("not UTF-8") && large.contains("too large")
+            ),
+            "{results:?}"
+        );
+        for (pid, highest) in [("a", 1), ("b", 1), ("not-utf8", 0), ("too-large", 0)] {
+            assert_eq!(
+                journal.highest_sequence_nr(pid).await.unwrap(),
+                highest,
+                "{pid}"
+            );
+        }
         drop(journal);
         remove(&path);
     }

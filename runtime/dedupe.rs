@@ -182,9 +182,12 @@ impl Ring {
             let offset = position.wrapping_sub(self.base) as usize;
             let newest = offset + 1 == self.items.len();
             let item = &mut self.items[offset];
-            if newest && item.version + u64::from(entry.count) == entry.version {
+            if newest
+                && item.version.checked_add(u64::from(entry.count)) == Some(entry.version)
+                && let Some(count) = item.count.checked_add(entry.count)
+            {
                 item.version = entry.version;
-                item.count += entry.count;
+                item.count = count;
                 return;
             }
             item.dead = true;

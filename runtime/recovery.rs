@@ -42,28 +42,80 @@ pub(crate) async fn recover<A: Aggregate>(
         source,
     };
 
-    let mut live = match load_snapshot(inner, persistence_id).await {
-        Some(live) => live,
-        None => Live {
-            state: A::default(),
-            version: 0,
-            window: Window::default(),
-        },
-    };
-    let from_snapshot = live.version;
+    let snapshot = load_snapshot(inner, persistence_id).await;
+    let from_snapshot = snapshot.as_ref().map_or(0, |live| live.version);
+    let mut live = replay(inner, persistence_id, snapshot.unwrap_or_else(fresh)).await?;
 
+    // Nothing replayed although a write found its sequence number taken: the events may
+    // have been deleted (or written by another node since), and the version must not go
+    // back. (Asked only then: a new aggregate costs one read, not two.)
+    if live.version == from_snapshot && slot.verify_highest.swap(false, Ordering::Relaxed) {
+        let highest = inner
+            .committer
+            .journal()
+            .highest_sequence_nr(persistence_id)
+            .await
+            .map_err(journal_error)?;
+        if highest < from_snapshot {
+            // The snapshot saw events the journal never had (a journal restored from an
+            // older backup, say): the journal is the truth, and writing after the
+            // snapshot's version would conflict for good.
+            tracing::warn!(
+                persistence_id = &**persistence_id,
+                snapshot = from_snapshot,
+                highest,
+                "snapshot ahead of the journal; replaying the journal without it"
+            );
+            live = replay(inner, persistence_id, fresh()).await?;
+        }
+        live.version = live.version.max(highest);
+    }
+    tracing::debug!(
+        persistence_id = &**persistence_id,
+        snapshot = from_snapshot,
+        replayed = live.version - from_snapshot,
+        "recovered"
+    );
+    Ok(live)
+}
+
+/// A new aggregate: the default state at version 0.
+fn fresh<A: Aggregate>() -> Live<A> {
+    Live {
+        state: A::default(),
+        version: 0,
+        window: Window::default(),
+    }
+}
+
+/// Applies the journal's events after `live.version` to `live`, page by page, rebuilding
+/// the dedupe window from their command ids. Sequence numbers must rise (gaps are
+/// deleted events); a journal that returns them out of order, or full pages that move
+/// nothing, is an error rather than a loop.
+async fn replay<A: Aggregate>(
+    inner: &Inner<A>,
+    persistence_id: &Arc<str>,
+    mut live: Live<A>,
+) -> Result<Live<A>, Error<A::Error>> {
+    let journal_error = |source: JournalError| Error::Journal {
+        persistence_id: persistence_id.to_string(),
+        source,
+    };
     let window = inner.config.dedupe_window;
     let mut failed = None;
-    loop {
-        let from = live.version + 1;
+    while let Some(from) = live.version.checked_add(1) {
         let mut visit = |record: &EventRecord| {
             if failed.is_some() {
+                return;
+            }
+            if record.sequence_nr <= live.version {
+                failed = Some(Err(out_of_range(from, u64::MAX, record.sequence_nr)));
                 return;
             }
             match decode::<A>(record) {
                 Ok(event) => live.state.apply(&event),
                 Err(error) => {
-                    failed = Some(error);
+                    failed = Some(Ok(error));
                     return;
                 }
             }
@@ -83,33 +135,30 @@ pub(crate) async fn recover<A: Aggregate>(
             .replay(persistence_id, from, u64::MAX, REPLAY_PAGE, &mut visit)
             .await
             .map_err(journal_error)?;
-        if let Some(error) = failed {
-            return Err(Error::Decode(error));
+        match failed {
+            Some(Ok(error)) => return Err(Error::Decode(error)),
+            Some(Err(error)) => return Err(journal_error(error)),
+            None => {}
         }
         if count < REPLAY_PAGE {
             break;
         }
+        if live.version < from {
+            return Err(journal_error(out_of_range(from, u64::MAX, live.version)));
+        }
     }
-
-    // Nothing replayed although a write found its sequence number taken: the events may
-    // have been deleted (or written by another node since), and the version must not go
-    // back. (Asked only then: a new aggregate costs one read, not two.)
-    if live.version == from_snapshot && slot.verify_highest.swap(false, Ordering::Relaxed) {
-        let highest = inner
-            .committer
-            .journal()
-            .highest_sequence_nr(persistence_id)
-            .await
-            .map_err(journal_error)?;
-        live.version = live.version.max(highest);
-    }
-    tracing::debug!(
-        persistence_id = &**persistence_id,
-        snapshot = from_snapshot,
-        replayed = live.version - from_snapshot,
-        "recovered"
-    );
     Ok(live)
+}
+
+/// A journal that answered a read of `from..=to` with sequence number `got`.
+pub(crate) fn out_of_range(from: u64, to: u64, got: u64) -> JournalError {
+    JournalError::backend(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!(
+            "the journal answered a read of sequence numbers {from}..={to} with {got}, \
+             out of order or out of range"
+        ),
+    ))
 }
 
 /// The newest snapshot, if there is one of the current version that decodes; otherwise
@@ -136,6 +185,22 @@ async fn load_snapshot<A: Aggregate>(inner: &Inner<A>, persistence_id: &str) -> 
     let decoded = serde_json::from_slice::<SnapshotPayload>(&record.payload)
         .map_err(CodecError::from)
         .and_then(|payload| Ok((A::decode_snapshot(payload.state)?, payload.dedupe)));
+    // A receipt is read back from `version - count + 1 ..= version`: entries outside the
+    // snapshot's events make the snapshot as unusable as one that does not decode.
+    let decoded = decoded.and_then(|(state, dedupe)| {
+        match dedupe
+            .iter()
+            .find(|(_, e)| e.version > record.sequence_nr || u64::from(e.count) > e.version)
+        {
+            Some((id, e)) => Err(CodecError::from(
+                <serde_json::Error as serde::de::Error>::custom(format!(
+                    "dedupe entry `{id}` (version {}, {} events) is out of range",
+                    e.version, e.count
+                )),
+            )),
+            None => Ok((state, dedupe)),
+        }
+    });
     match decoded {
         Ok((state, dedupe)) => Some(Live {
             state,

@@ -129,6 +129,86 @@ async fn a_snapshot_of_another_version_falls_back_to_a_full_replay() {
     .await;
 }
 
+/// A receipt is read back from the journal at `version - count + 1 ..= version`: a
+/// snapshot whose dedupe entries point outside its own events is as unusable as one that
+/// does not decode (before, `count = u32::MAX` asked for a buffer of that many events).
+#[tokio::test]
+async fn a_snapshot_with_dedupe_entries_out_of_range_falls_back_to_a_full_replay() {
+    for dedupe in [
+        r#"[["r", {"version": 24, "count": 4294967295}]]"#,
+        r#"[["r", {"version": 30, "count": 1}]]"#,
+        r#"[["r", {"version": 2, "count": 3}]]"#,
+    ] {
+        recover_with_poisoned_snapshot(SnapshotRecord {
+            persistence_id: Arc::from("counter-a"),
+            sequence_nr: 24,
+            version: 1,
+            payload: format!(r#"{{"state": {{"value": 48}}, "dedupe": {dedupe}}}"#).into_bytes(),
+            timestamp: 0,
+        })
+        .await;
+    }
+}
+
+/// A snapshot that saw events the journal does not have (a journal restored from an
+/// older backup) gives way to the journal: writing after the snapshot's version would
+/// conflict for good.
+#[tokio::test]
+async fn a_snapshot_ahead_of_the_journal_gives_way_to_the_journal() {
+    let snapshots = MemorySnapshots::new();
+    let before = Repository::<Counter>::builder(MemoryJournal::new())
+        .snapshots(snapshots.clone(), SnapshotPolicy::Every(1))
+        .build();
+    for _ in 0..3 {
+        before.send(add("a", 2)).await.unwrap();
+    }
+    // The journal as it was after the first event; the snapshots as they are.
+    let journal = MemoryJournal::new();
+    Repository::<Counter>::new(journal.clone())
+        .send(add("a", 2))
+        .await
+        .unwrap();
+    let repo = Repository::<Counter>::builder(journal.clone())
+        .snapshots(snapshots, SnapshotPolicy::Every(100))
+        .conflict_retries(3)
+        .build();
+    assert_eq!(repo.send(add("a", 5)).await.unwrap().version, 2);
+    let (state, version) = repo.state(&id("a")).await.unwrap();
+    assert_eq!((state.value, version), (7, 2));
+    assert_eq!(stored_value(&journal, "counter-a").await, 7);
+}
+
+/// Events that do not follow the version recovery asked after are an error naming the
+/// journal, not events applied twice (nor, over a full page, a loop that never ends).
+#[tokio::test]
+async fn a_journal_that_ignores_from_is_an_error_not_a_double_replay() {
+    let journal = Faulty::new(MemoryJournal::new());
+    journal.ignore_read_from();
+    let snapshots = MemorySnapshots::new();
+    let build = |events: usize| {
+        let repo = Repository::<Counter>::builder(journal.clone())
+            .snapshots(snapshots.clone(), SnapshotPolicy::Every(10))
+            .build();
+        async move {
+            for _ in 0..events {
+                repo.send(add("a", 2)).await.unwrap();
+            }
+            repo
+        }
+    };
+    let first = build(25).await;
+    let error = build(0).await.state(&id("a")).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Journal { persistence_id, .. } if persistence_id == "counter-a"),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("out of order"), "{error}");
+    // A repeated command's receipt is read back the same way.
+    first.send(add("a", 2).with_id("r")).await.unwrap();
+    let error = first.send(add("a", 2).with_id("r")).await.unwrap_err();
+    assert!(error.to_string().contains("out of order"), "{error}");
+}
+
 /// A snapshot store whose saves and loads always fail.
 #[derive(Clone)]
 struct BrokenSnapshots;

@@ -606,8 +606,12 @@ impl<A: Aggregate> Inner<A> {
         pid: &Arc<str>,
         entry: Entry,
     ) -> Result<Receipt<A::Event>, Error<A::Error>> {
-        let mut events = Vec::with_capacity(entry.count as usize);
-        let mut next = entry.version + 1 - u64::from(entry.count);
+        let mut events = Vec::with_capacity((entry.count as usize).min(recovery::REPLAY_PAGE));
+        // Entries are checked when a snapshot is loaded; saturating all the same.
+        let mut next = entry
+            .version
+            .saturating_sub(u64::from(entry.count))
+            .saturating_add(1);
         while next <= entry.version {
             let page = self
                 .committer
@@ -619,9 +623,21 @@ impl<A: Aggregate> Inner<A> {
                     source,
                 })?;
             let Some(last) = page.last() else { break };
-            next = last.sequence_nr + 1;
+            if page.first().is_some_and(|first| first.sequence_nr < next)
+                || last.sequence_nr > entry.version
+            {
+                return Err(Error::Journal {
+                    persistence_id: pid.to_string(),
+                    source: recovery::out_of_range(next, entry.version, last.sequence_nr),
+                });
+            }
+            let done = last.sequence_nr >= entry.version;
+            next = last.sequence_nr.saturating_add(1);
             for record in &page {
                 events.push(decode::<A>(record).map_err(Error::Decode)?);
+            }
+            if done {
+                break;
             }
         }
         Ok(Receipt {

@@ -222,6 +222,8 @@ pub enum Fault {
     FailBefore,
     /// Writes everything, then reports an unknown outcome for every part.
     FailAfter,
+    /// Refuses every part as a conflict: another writer got there first.
+    Conflict,
 }
 
 /// A journal wrapper that injects faults into chosen `write` calls, can hold writes and
@@ -247,6 +249,12 @@ struct FaultyState {
     reads: AtomicUsize,
     /// Reads of this persistence id wait for `read_gate`; `read_started` is notified first.
     gated_pid: Mutex<Option<String>>,
+    /// Reads of every persistence id wait for `read_gate`.
+    gate_all_reads: std::sync::atomic::AtomicBool,
+    /// Reads waiting at the read gate now.
+    reads_held: AtomicUsize,
+    /// Reads start from sequence number 1 whatever they ask for, as a broken journal's.
+    ignore_from: std::sync::atomic::AtomicBool,
     read_gate: Semaphore,
     read_started: Notify,
     /// When set, every write waits for a permit of `write_gate`; `write_started` is notified.
@@ -268,6 +276,9 @@ impl Default for FaultyState {
             largest_read: AtomicUsize::new(0),
             reads: AtomicUsize::new(0),
             gated_pid: Mutex::default(),
+            gate_all_reads: std::sync::atomic::AtomicBool::new(false),
+            reads_held: AtomicUsize::new(0),
+            ignore_from: std::sync::atomic::AtomicBool::new(false),
             read_gate: Semaphore::new(0),
             read_started: Notify::new(),
             gate_writes: std::sync::atomic::AtomicBool::new(false),
@@ -319,6 +330,21 @@ impl Faulty {
     /// Holds reads of `persistence_id` until [`release_reads`](Self::release_reads).
     pub fn gate_reads_of(&self, persistence_id: &str) {
         *self.state.gated_pid.lock().unwrap() = Some(persistence_id.to_string());
+    }
+
+    /// Holds every read until [`release_reads`](Self::release_reads).
+    pub fn gate_all_reads(&self) {
+        self.state.gate_all_reads.store(true, Ordering::SeqCst);
+    }
+
+    /// How many reads wait at the read gate now.
+    pub fn reads_held(&self) -> usize {
+        self.state.reads_held.load(Ordering::SeqCst)
+    }
+
+    /// Makes every read start from sequence number 1, whatever `from` it asks for.
+    pub fn ignore_read_from(&self) {
+        self.state.ignore_from.store(true, Ordering::SeqCst);
     }
 
     pub async fn read_started(&self) {
@@ -380,6 +406,15 @@ impl Journal for Faulty {
                     .iter()
                     .map(|_| Err(JournalError::backend(std::io::Error::other("disk on fire"))))
                     .collect(),
+                Some(Fault::Conflict) => batch
+                    .iter()
+                    .map(|w| {
+                        Err(JournalError::Conflict {
+                            persistence_id: w.persistence_id.to_string(),
+                            sequence_nr: w.events.first().map_or(0, |e| e.sequence_nr),
+                        })
+                    })
+                    .collect(),
                 Some(Fault::FailAfter) => {
                     let results = self.inner.write(batch).await;
                     results
@@ -399,13 +434,21 @@ impl Journal for Faulty {
         max: usize,
     ) -> BoxFuture<'a, Result<Vec<EventRecord>, JournalError>> {
         Box::pin(async move {
-            let gated = self.state.gated_pid.lock().unwrap().as_deref() == Some(persistence_id);
+            let gated = self.state.gate_all_reads.load(Ordering::SeqCst)
+                || self.state.gated_pid.lock().unwrap().as_deref() == Some(persistence_id);
             if gated {
+                self.state.reads_held.fetch_add(1, Ordering::SeqCst);
                 self.state.read_started.notify_one();
                 let _permit = self.state.read_gate.acquire().await.unwrap();
+                self.state.reads_held.fetch_sub(1, Ordering::SeqCst);
             }
             self.state.reads.fetch_add(1, Ordering::SeqCst);
             self.state.largest_read.fetch_max(max, Ordering::SeqCst);
+            let from = if self.state.ignore_from.load(Ordering::SeqCst) {
+                1
+            } else {
+                from
+            };
             self.inner.read(persistence_id, from, to, max).await
         })
     }

@@ -128,6 +128,10 @@ async fn interceptors_may_reject_and_listeners_and_taps_see_committed_events() {
         }
         other => panic!("expected a rejection, got {other:?}"),
     }
+    assert!(
+        error.to_string().contains("counter-a"),
+        "the message names the persistence id: {error}"
+    );
     assert_eq!(
         HANDLED.with(|h| h.get()),
         0,
@@ -152,6 +156,38 @@ async fn interceptors_may_reject_and_listeners_and_taps_see_committed_events() {
         (second.sequence_nr, second.event),
         (2, CounterEvent::Added(4))
     );
+}
+
+/// A listener that panics fails nothing: the command is durable and succeeds, the
+/// listeners after it and the subscribers still hear of every event, and a snapshot due
+/// is still taken.
+#[tokio::test]
+async fn a_panicking_listener_fails_nothing() {
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let heard_after = Arc::clone(&heard);
+    let snapshots = factum::MemorySnapshots::new();
+    let repo: Repository<Counter> = Repository::builder(MemoryJournal::new())
+        .snapshots(snapshots.clone(), factum::SnapshotPolicy::Every(2))
+        .on_event(|_: &str, seq: u64, _: &CounterEvent| {
+            if seq == 1 {
+                panic!("a listener's bug");
+            }
+        })
+        .on_event(move |_: &str, seq: u64, _: &CounterEvent| {
+            heard_after.lock().unwrap().push(seq);
+        })
+        .build();
+    let mut tap = repo.subscribe();
+    let receipt = repo.send(add("a", 1).op(Op::AddTwice(4))).await.unwrap();
+    assert_eq!(receipt.version, 2);
+    assert_eq!(*heard.lock().unwrap(), [1, 2]);
+    assert_eq!(tap.recv().await.unwrap().sequence_nr, 1);
+    assert_eq!(tap.recv().await.unwrap().sequence_nr, 2);
+    let snapshot = factum::SnapshotStore::load(&snapshots, "counter-a", u64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(snapshot.map(|s| s.sequence_nr), Some(2));
+    assert_eq!(repo.send(add("a", 1)).await.unwrap().version, 3);
 }
 
 #[tokio::test]

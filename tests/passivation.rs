@@ -45,6 +45,28 @@ async fn idle_aggregates_are_passivated_after_the_idle_time() {
     assert_eq!(repo.send(add("7", 1)).await.unwrap().version, 2);
 }
 
+/// Aggregates only ever read with `state` are passivated by time too.
+#[tokio::test]
+async fn aggregates_only_read_are_passivated_after_the_idle_time() {
+    let journal = MemoryJournal::new();
+    Repository::<Counter>::new(journal.clone())
+        .send(add("a", 1))
+        .await
+        .unwrap();
+    let repo: Repository<Counter> = Repository::builder(journal)
+        .passivate_after(Duration::from_millis(20))
+        .build();
+    assert_eq!(repo.state(&"a".to_string()).await.unwrap().1, 1);
+    assert_eq!(repo.in_memory(), 1);
+    for _ in 0..1000 {
+        if repo.in_memory() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(repo.in_memory(), 0);
+}
+
 #[tokio::test]
 async fn passivate_idle_evicts_and_the_state_comes_back() {
     let repo: Repository<Counter> = Repository::new(MemoryJournal::new());

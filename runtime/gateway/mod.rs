@@ -159,9 +159,10 @@ impl<A: Aggregate> RepositoryBuilder<A> {
         self
     }
 
-    /// How many aggregates may recover at the same time (default 16, at least 1).
+    /// How many aggregates may recover at the same time (default 16, at least 1, at most
+    /// [`Semaphore::MAX_PERMITS`](tokio::sync::Semaphore::MAX_PERMITS)).
     pub fn recovery_permits(mut self, permits: usize) -> Self {
-        self.recovery_permits = permits.max(1);
+        self.recovery_permits = permits.clamp(1, Semaphore::MAX_PERMITS);
         self
     }
 
@@ -197,7 +198,9 @@ impl<A: Aggregate> RepositoryBuilder<A> {
     }
 
     /// Calls `listener` with the persistence id, sequence number and event of every
-    /// committed event, in order per aggregate.
+    /// committed event, in order per aggregate. A listener that panics is logged
+    /// (`tracing::error!`); the command it heard of still succeeds, and the other
+    /// listeners and subscribers still hear of the event.
     pub fn on_event(
         mut self,
         listener: impl Fn(&str, u64, &A::Event) + Send + Sync + 'static,
@@ -216,9 +219,10 @@ impl<A: Aggregate> RepositoryBuilder<A> {
     }
 
     /// How many committed events a slow [`Repository::subscribe`] receiver may lag behind
-    /// before it misses some (default 1024).
+    /// before it misses some (default 1024; at least 1, at most 2^20: the buffer is
+    /// allocated whole when the repository is built).
     pub fn tap_capacity(mut self, capacity: usize) -> Self {
-        self.tap_capacity = capacity.max(1);
+        self.tap_capacity = capacity.clamp(1, MAX_TAP_CAPACITY);
         self
     }
 
@@ -320,6 +324,7 @@ impl<A: Aggregate> Repository<A> {
         &self,
         id: &<A::Command as Command>::Id,
     ) -> Result<(A, u64), Error<A::Error>> {
+        self.start_sweeper();
         let slot = self.inner.slots.get(id);
         let mut cell = slot.cell.lock().await;
         let live = match cell.take() {
@@ -385,6 +390,9 @@ impl<A: Aggregate> Repository<A> {
         });
     }
 }
+
+/// The largest [`RepositoryBuilder::tap_capacity`].
+const MAX_TAP_CAPACITY: usize = 1 << 20;
 
 /// Retry delay after the `attempt`-th lost write race: exponential from 1 ms, capped at
 /// 128 ms, with jitter so that competing writers spread out.
@@ -587,7 +595,18 @@ impl<A: Aggregate> Inner<A> {
         }
         for (sequence_nr, event) in (before + 1..).zip(events) {
             for listener in &self.listeners {
-                listener(pid, sequence_nr, event);
+                // The events are durable: a listener that panics must not fail the command
+                // (nor keep the others from hearing of it).
+                let heard = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    listener(pid, sequence_nr, event);
+                }));
+                if heard.is_err() {
+                    tracing::error!(
+                        persistence_id = &**pid,
+                        sequence_nr,
+                        "an on_event listener panicked; the event is committed"
+                    );
+                }
             }
             if tapped {
                 // No receiver left is fine: taps are optional.

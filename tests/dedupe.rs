@@ -150,3 +150,44 @@ async fn the_window_survives_inside_snapshots() {
     );
     assert_eq!(handled(), before);
 }
+
+/// A command that decided nothing is remembered too: its repeat gets the same empty
+/// receipt, at the version it saw, without running `handle`.
+#[tokio::test]
+async fn a_command_that_decided_nothing_is_remembered() {
+    let repo: Repository<Counter> = Repository::new(MemoryJournal::new());
+    repo.send(add("a", 1)).await.unwrap();
+    let first = repo
+        .send(add("a", 0).op(Op::Nothing).with_id("n"))
+        .await
+        .unwrap();
+    assert_eq!((first.events.len(), first.version), (0, 1));
+    repo.send(add("a", 1)).await.unwrap();
+    let handled_before = handled();
+    let again = repo
+        .send(add("a", 0).op(Op::Nothing).with_id("n"))
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    assert_eq!(handled(), handled_before, "the repeat did not run");
+}
+
+/// The default window holds exactly the last 1,024 ids.
+#[tokio::test]
+async fn the_default_window_keeps_1024_ids() {
+    let repo: Repository<Counter> = Repository::new(MemoryJournal::new());
+    for i in 0..=1024 {
+        repo.send(add("a", 1).with_id(&format!("r{i}")))
+            .await
+            .unwrap();
+    }
+    // r0 fell out: it runs again (and pushes r1 out); r2 is still remembered.
+    assert_eq!(
+        repo.send(add("a", 1).with_id("r0")).await.unwrap().version,
+        1026
+    );
+    assert_eq!(
+        repo.send(add("a", 1).with_id("r2")).await.unwrap().version,
+        3
+    );
+}

@@ -181,3 +181,47 @@ async fn reconnects_after_the_server_drops_the_connection() {
     assert_eq!(journal.highest_sequence_nr("account-r").await.unwrap(), 2);
     drop_schema(&url, &schema).await;
 }
+
+/// `PostgresJournal::connect(url)`, the constructor DESIGN.md names, keeps the tables
+/// where the connection's `search_path` puts them: here a schema of the test's own, set
+/// through the URL's `options`, so that the test leaves nothing in a shared schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_with_a_plain_url_creates_the_tables_and_serves_commands() {
+    let Some(url) = postgres_url() else { return };
+    let schema = unique("factum_t_connect");
+    support::postgres_client(&url, "public")
+        .await
+        .batch_execute(&format!("CREATE SCHEMA \"{schema}\""))
+        .await
+        .expect("create the schema");
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let with_path = format!("{url}{separator}options=-csearch_path%3D{schema}");
+
+    let journal = PostgresJournal::connect(&with_path).await.expect("connect");
+    let repo: Repository<Account> = Repository::new(journal.clone());
+    assert_eq!(repo.send(Deposit::new("a", 5)).await.unwrap().version, 1);
+    assert_eq!(repo.send(Deposit::new("a", 7)).await.unwrap().version, 2);
+    drop(repo);
+
+    // A second connection (a restart) finds the tables and the events.
+    let again: Repository<Account> = Repository::new(
+        PostgresJournal::connect(&with_path)
+            .await
+            .expect("reconnect"),
+    );
+    let (state, version) = again.state(&"a".to_string()).await.unwrap();
+    assert_eq!(version, 2);
+    assert_eq!(state.balance, 12);
+    let tables: i64 = support::postgres_client(&url, &schema)
+        .await
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1",
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(tables >= 2, "the tables are in the URL's schema: {tables}");
+    drop(journal);
+    drop_schema(&url, &schema).await;
+}

@@ -256,9 +256,10 @@ impl PostgresBuilder {
         self
     }
 
-    /// How many connections the pool opens at most (default 4, at least 1).
+    /// How many connections the pool opens at most (default 4, at least 1, at most
+    /// [`Semaphore::MAX_PERMITS`]).
     pub fn pool_size(mut self, size: usize) -> Self {
-        self.pool_size = size.max(1);
+        self.pool_size = size.clamp(1, Semaphore::MAX_PERMITS);
         self
     }
 

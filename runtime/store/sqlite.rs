@@ -1363,6 +1363,28 @@ mod tests {
         remove(&path);
     }
 
+    /// The writer's connection (the one every write commits on) is in WAL mode with
+    /// `synchronous = FULL`: each commit syncs the WAL before it returns, so that an
+    /// acknowledged write survives a power cut, not only a crash of the process.
+    #[test]
+    fn the_writer_syncs_every_commit() {
+        let path = temp_path("durable");
+        let conn = open_writer(&path).unwrap();
+        let pragma = |name: &str| -> String {
+            conn.query_row(&format!("PRAGMA {name}"), [], |row| {
+                Ok(match row.get_ref(0)? {
+                    ValueRef::Integer(i) => i.to_string(),
+                    other => String::from_utf8_lossy(other.as_bytes()?).into_owned(),
+                })
+            })
+            .unwrap()
+        };
+        assert_eq!(pragma("synchronous"), "2", "2 is FULL");
+        assert_eq!(pragma("journal_mode"), "wal");
+        drop(conn);
+        remove(&path);
+    }
+
     /// A value SQLite cannot store (a payload that is not UTF-8, a sequence number above
     /// `i64::MAX`) fails its own part, not the other aggregates' parts committed with it.
     #[tokio::test]

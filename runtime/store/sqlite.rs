@@ -948,7 +948,7 @@ fn insert_part<'a>(
         }
         match insert.raw_execute() {
             Ok(_) => run.previous = Some(event),
-            Err(error) if error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+            Err(error) if is_unique_violation(&error) => {
                 return Err(conflict(&part.persistence_id, &part.events));
             }
             Err(error) => return Err(backend(error)),
@@ -961,6 +961,20 @@ fn insert_part<'a>(
         }
     }
     Ok(position)
+}
+
+/// A unique-key violation: the sequence number is taken. Other constraint failures (a
+/// trigger's `RAISE`, a `CHECK` added by hand) are failures of the store, not conflicts
+/// to retry.
+fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    error.sqlite_error().is_some_and(|e| {
+        e.code == ErrorCode::ConstraintViolation
+            && matches!(
+                e.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            )
+    })
 }
 
 /// Inserts tag index rows, [`TAG_ROWS`] at a time.

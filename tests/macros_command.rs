@@ -62,9 +62,51 @@ fn struct_commands() {
     assert_eq!(tuple.aggregate_id(), "id");
     assert_eq!(tuple.expected_version(), None);
     assert_eq!(tuple.command_id(), Some("c"));
-    // Not `Clone`: no copy to retry with.
-    assert!(tuple.retry_copy().is_none());
+    // Not `Clone`, but every field is: copied field by field, to retry with.
+    let copy = tuple.retry_copy().expect("a copy");
+    assert_eq!((copy.0.as_deref(), copy.1.as_str()), (Some("c"), "id"));
     assert_eq!(Tuple(None, "id".into()).command_id(), None);
+    // A field that is not `Clone`: no copy, so a lost write race returns the conflict.
+    let (reply, _) = tokio::sync::oneshot::channel();
+    assert!(WithReply("id".into(), reply).retry_copy().is_none());
+}
+
+/// A command that cannot be copied: its reply channel is not `Clone`.
+#[command(id = 0)]
+#[derive(Debug)]
+pub struct WithReply(pub String, pub tokio::sync::oneshot::Sender<u64>);
+
+/// DESIGN.md's `AccountCommand` derives only `Debug`: every variant form is copied field
+/// by field, so a command without an expected version is retried after a lost race.
+#[command(id = account)]
+#[derive(Debug, PartialEq)]
+pub enum NotClone {
+    Named {
+        account: String,
+        amount: u64,
+    },
+    #[command(id = 0)]
+    Tuple(String, Vec<u8>),
+    #[command(id = account)]
+    Empty {
+        account: String,
+    },
+}
+
+#[test]
+fn commands_without_clone_are_copied_field_by_field() {
+    for command in [
+        NotClone::Named {
+            account: "a".into(),
+            amount: 5,
+        },
+        NotClone::Tuple("b".into(), vec![1, 2]),
+        NotClone::Empty {
+            account: "c".into(),
+        },
+    ] {
+        assert_eq!(command.retry_copy().as_ref(), Some(&command));
+    }
 }
 
 #[test]
@@ -155,4 +197,52 @@ async fn every_handle_return_form() {
     // Default names: the type name in kebab-case.
     assert_eq!((ByVec::NAME, ByOption::NAME), ("by-vec", "by-option"));
     assert_eq!(ByOne::SNAPSHOT_VERSION, None);
+}
+
+// ---------------------------------------------------------------------------------------
+// A command without `Clone` through a lost write race.
+
+#[event]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Added {
+    pub amount: u64,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Tally {
+    total: u64,
+}
+
+#[aggregate]
+impl Tally {
+    fn handle(&self, cmd: NotClone) -> Result<Option<Added>, String> {
+        Ok(match cmd {
+            NotClone::Named { amount, .. } => Some(Added { amount }),
+            NotClone::Tuple(..) | NotClone::Empty { .. } => None,
+        })
+    }
+
+    fn apply(&mut self, event: &Added) {
+        self.total += event.amount;
+    }
+}
+
+/// Two gateways over one journal: the one with a stale state loses the write race and
+/// runs its field-by-field copy of the command again on the reloaded state.
+#[tokio::test]
+async fn a_command_without_clone_is_retried_after_a_lost_race() {
+    let journal = MemoryJournal::new();
+    let a: Repository<Tally> = Repository::new(journal.clone());
+    let b: Repository<Tally> = Repository::new(journal.clone());
+    let named = |amount| NotClone::Named {
+        account: "t".into(),
+        amount,
+    };
+    a.send(named(1)).await.unwrap();
+    b.send(named(2)).await.unwrap();
+    // `a` still believes version 1: its write loses, and the copy runs at version 2.
+    assert_eq!(a.send(named(3)).await.unwrap().version, 3);
+    let fresh: Repository<Tally> = Repository::new(journal);
+    let state = fresh.state(&"t".to_string()).await.unwrap();
+    assert_eq!(state, (Tally { total: 6 }, 3));
 }

@@ -188,8 +188,8 @@ pub struct Command<'a> {
 }
 
 pub enum CommandData<'a> {
-    /// `None` if its `id` could not be resolved.
-    Struct(Option<Target<'a>>),
+    /// Its fields, and the ones its options name (`None` if its `id` could not be resolved).
+    Struct(&'a Fields, Option<Target<'a>>),
     /// Each variant, with its fields resolved (`None` if its `id` could not be).
     Enum(Vec<(&'a Ident, &'a Fields, Option<Target<'a>>)>),
 }
@@ -268,7 +268,7 @@ impl<'a> Command<'a> {
                     ident: &item.ident,
                     generics: &item.generics,
                     krate: crate_path(attrs.krate),
-                    data: CommandData::Struct(target),
+                    data: CommandData::Struct(&item.fields, target),
                 }
             }
             CommandItem::Enum(item) => {
@@ -329,7 +329,7 @@ impl<'a> Command<'a> {
     /// The id type: the type of the (first) id field.
     pub fn id_type(&self) -> Option<&'a Type> {
         match &self.data {
-            CommandData::Struct(target) => target.as_ref().map(|t| t.id.ty),
+            CommandData::Struct(_, target) => target.as_ref().map(|t| t.id.ty),
             CommandData::Enum(variants) => variants
                 .iter()
                 .find_map(|(_, _, target)| target.as_ref().map(|t| t.id.ty)),

@@ -13,7 +13,7 @@ pub fn expand(command: &Command) -> TokenStream {
     let (impl_generics, ty_generics, where_clause) = command.generics.split_for_impl();
     let id_type = command.id_type().expect("checked: every command has an id");
     let (aggregate_id, expected_version, command_id) = match &command.data {
-        CommandData::Struct(target) => {
+        CommandData::Struct(_, target) => {
             let target = target.as_ref().expect("checked: the id is resolved");
             struct_methods(target, &private)
         }
@@ -44,6 +44,7 @@ pub fn expand(command: &Command) -> TokenStream {
             }
         }
     });
+    let field_copy = field_copy(&command.data, &private);
     quote! {
         #[automatically_derived]
         impl #impl_generics #private::Command for #ident #ty_generics #where_clause {
@@ -57,12 +58,72 @@ pub fn expand(command: &Command) -> TokenStream {
 
             #command_id
 
-            /// A copy when the command is `Clone`, else `None`.
+            /// A copy to run again after a lost write race: the command's own `Clone`
+            /// when it has one, else a copy field by field when every field is `Clone`,
+            /// else `None`.
             fn retry_copy(&self) -> #private::Option<Self> {
                 use #private::{CloneCommand as _, NoCopy as _};
-                (&#private::RetryCopy(self)).retry_copy()
+                if let whole @ #private::Some(_) = (&#private::RetryCopy(self)).retry_copy() {
+                    return whole;
+                }
+                #field_copy
             }
         }
+    }
+}
+
+/// `Some(copy)` built field by field, each field copied by its `Clone` (`None` as soon as
+/// one is not `Clone`): for commands that do not derive `Clone` themselves.
+fn field_copy(data: &CommandData, private: &TokenStream) -> TokenStream {
+    let copy = |value: TokenStream| quote!((&#private::RetryCopy(#value)).retry_copy()?);
+    let build = |path: TokenStream, fields: &syn::Fields, bind: bool| -> TokenStream {
+        let values = fields.iter().enumerate().map(|(i, field)| {
+            let member = match &field.ident {
+                Some(ident) => syn::Member::Named(ident.clone()),
+                None => syn::Member::Unnamed(i.into()),
+            };
+            let value = if bind {
+                let binding = binding(&member);
+                copy(quote!(#binding))
+            } else {
+                copy(quote!(&self.#member))
+            };
+            quote!(#member: #value)
+        });
+        quote!(#path { #(#values),* })
+    };
+    match data {
+        CommandData::Struct(fields, _) => {
+            let value = build(quote!(Self), fields, false);
+            quote!(#private::Some(#value))
+        }
+        CommandData::Enum(variants) => {
+            let arms = variants.iter().map(|(variant, fields, _)| {
+                let bindings = fields.iter().enumerate().map(|(i, field)| {
+                    let member = match &field.ident {
+                        Some(ident) => syn::Member::Named(ident.clone()),
+                        None => syn::Member::Unnamed(i.into()),
+                    };
+                    let binding = binding(&member);
+                    quote!(#member: #binding)
+                });
+                let value = build(quote!(Self::#variant), fields, true);
+                quote!(Self::#variant { #(#bindings),* } => #private::Some(#value),)
+            });
+            quote! {
+                match self {
+                    #(#arms)*
+                }
+            }
+        }
+    }
+}
+
+/// The name a field is bound to in a `match` arm: `__f_<name>` or `__f_<index>`.
+fn binding(member: &syn::Member) -> syn::Ident {
+    match member {
+        syn::Member::Named(ident) => quote::format_ident!("__f_{}", ident),
+        syn::Member::Unnamed(index) => quote::format_ident!("__f_{}", index.index),
     }
 }
 

@@ -173,8 +173,8 @@ impl<A: Aggregate> RepositoryBuilder<A> {
         self
     }
 
-    /// Bounds the aggregates held in memory, evicting the least recently used idle ones
-    /// (default 100,000).
+    /// Bounds the aggregates held in memory (default 100,000): past it, a new aggregate
+    /// evicts the least recently used idle ones of its shard of the aggregate map first.
     pub fn max_in_memory(mut self, max: usize) -> Self {
         self.max_in_memory = max.max(1);
         self

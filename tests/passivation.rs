@@ -25,6 +25,44 @@ async fn max_in_memory_bounds_the_aggregates_held() {
     }
 }
 
+/// Past the bound, the least recently used go first: a tenth of the bound's aggregates,
+/// used in every round, are never evicted (never recovered again) while new ones pass
+/// through, a round of them after each round of the warm ones. With 4,096 a shard holds
+/// about 128 and gives up its oldest eight at once.
+#[tokio::test]
+async fn max_in_memory_evicts_the_least_recently_used() {
+    for max in [640, 4096] {
+        let journal = Faulty::new(MemoryJournal::new());
+        let repo: Repository<Counter> = Repository::builder(journal.clone())
+            .max_in_memory(max)
+            .build();
+        let warm = max / 10;
+        let rounds = 3 * max / warm;
+        for round in 0..rounds {
+            for w in 0..warm {
+                repo.send(add(&format!("warm-{w}"), 1)).await.unwrap();
+            }
+            for c in 0..warm {
+                repo.send(add(&format!("cold-{round}-{c}"), 1))
+                    .await
+                    .unwrap();
+            }
+            assert!(repo.in_memory() <= max, "{} in memory", repo.in_memory());
+        }
+        // One recovery read for each aggregate's first command, none for a warm one again.
+        assert_eq!(
+            journal.reads(),
+            warm + rounds * warm,
+            "max_in_memory({max})"
+        );
+        assert!(
+            repo.in_memory() > max * 9 / 10,
+            "{} in memory",
+            repo.in_memory()
+        );
+    }
+}
+
 #[tokio::test]
 async fn idle_aggregates_are_passivated_after_the_idle_time() {
     let repo: Repository<Counter> = Repository::builder(MemoryJournal::new())

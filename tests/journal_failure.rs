@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 use factum::{Error, JournalError, MemoryJournal, Repository};
 
@@ -154,4 +156,40 @@ async fn a_command_whose_write_landed_unacknowledged_is_a_repeat_after_recovery(
     assert_eq!(repeat.version, 1);
     assert_eq!(repeat.events.len(), 1);
     assert_eq!(stored_value(&journal.inner, "counter-a").await, 10);
+}
+
+/// A runtime that shuts down while a write is in flight, with others queued behind it,
+/// leaves no lead behind: a command sent later, from another runtime, is written (it
+/// used to queue for good behind a drainer task the closing runtime never ran).
+#[test]
+fn a_runtime_shut_down_mid_write_leaves_the_repository_usable() {
+    let journal = Faulty::new(MemoryJournal::new());
+    journal.gate_writes();
+    let repo: Repository<Counter> = Repository::new(journal.clone());
+    let first = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    first.block_on(async {
+        for i in 0..6 {
+            let repo = repo.clone();
+            tokio::spawn(async move { repo.send(add(&i.to_string(), 1)).await });
+        }
+        // Two writes in flight at the gate, the rest queued behind them.
+        while journal.writes_held() < 2 {
+            tokio::task::yield_now().await;
+        }
+    });
+    drop(first);
+
+    journal.release_writes();
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    second.block_on(async {
+        let sent = tokio::time::timeout(Duration::from_secs(10), repo.send(add("later", 1)));
+        let receipt = sent.await.expect("not queued for good").unwrap();
+        assert_eq!(receipt.version, 1);
+    });
 }

@@ -149,15 +149,45 @@ impl Committer {
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 drop(queue);
-                let committer = Arc::clone(self);
-                runtime.spawn(async move { committer.drain(usize::MAX).await });
+                // A runtime that is shutting down drops the task without running it: the
+                // guard then gives the lead up, so that the queue never waits for a
+                // drainer that does not exist (and a later command, from another runtime,
+                // is not queued behind it for good).
+                let mut drainer = Drainer {
+                    committer: Arc::clone(self),
+                    started: false,
+                };
+                runtime.spawn(async move {
+                    drainer.started = true;
+                    drainer.committer.drain(usize::MAX).await;
+                });
             }
-            Err(_) => {
-                // No runtime left to write with: fail the queued writes (nothing was written).
-                queue.writes.clear();
-                queue.waiters.clear();
-                queue.in_flight -= 1;
-            }
+            Err(_) => self.abandon(queue),
+        }
+    }
+
+    /// Gives the lead up with nobody to write the queued writes: they fail (nothing of
+    /// them was written), and the next write takes the lead.
+    fn abandon(&self, mut queue: MutexGuard<'_, Queue>) {
+        queue.writes.clear();
+        for waiter in queue.waiters.drain(..) {
+            let _ = waiter.send(Err(abandoned()));
+        }
+        queue.in_flight -= 1;
+    }
+}
+
+/// The task that takes the lead over: gives it up if dropped before it started (once
+/// started, [`HandOn`] inside [`Committer::drain`] sees to it).
+struct Drainer {
+    committer: Arc<Committer>,
+    started: bool,
+}
+
+impl Drop for Drainer {
+    fn drop(&mut self) {
+        if !self.started {
+            self.committer.abandon(self.committer.queue());
         }
     }
 }

@@ -73,7 +73,7 @@ pub(crate) async fn recover<A: Aggregate>(
     tracing::debug!(
         persistence_id = &**persistence_id,
         snapshot = from_snapshot,
-        replayed = live.version - from_snapshot,
+        replayed = live.version.saturating_sub(from_snapshot),
         "recovered"
     );
     Ok(live)

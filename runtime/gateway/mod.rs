@@ -568,7 +568,9 @@ impl<A: Aggregate> Inner<A> {
         events
             .iter()
             .map(|event| {
-                sequence_nr += 1;
+                sequence_nr = sequence_nr.checked_add(1).ok_or_else(|| {
+                    JournalError::Encode(format!("`{pid}` has no sequence numbers left"))
+                })?;
                 Ok(EventRecord {
                     persistence_id: Arc::clone(pid),
                     sequence_nr,

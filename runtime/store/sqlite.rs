@@ -646,6 +646,22 @@ enum Done {
     One(Result<(), JournalError>, Reply<Result<(), JournalError>>),
 }
 
+impl Job {
+    /// This job's answer, with placeholder results: for a job of a transaction that failed
+    /// before it ran, whose results are all replaced with the failure.
+    fn unanswered(self) -> Done {
+        let placeholder = || Err(JournalError::Unknown("not run".into()));
+        match self {
+            Job::Write(parts, reply) => {
+                Done::Write(parts.iter().map(|_| placeholder()).collect(), reply)
+            }
+            Job::Delete(_, _, reply) | Job::Save(_, reply) | Job::Retain(_, _, reply) => {
+                Done::One(placeholder(), reply)
+            }
+        }
+    }
+}
+
 impl Done {
     /// Calls `f` on every result of `done`.
     fn each_result(done: &mut [Done], mut f: impl FnMut(&mut Result<(), JournalError>)) {
@@ -688,9 +704,16 @@ impl Writer {
         *data_version = version;
 
         let mut done = Vec::with_capacity(batch.len());
-        let mut failed = None;
+        let mut failed: Option<JournalError> = None;
         let mut jobs = batch.into_iter().peekable();
         while let Some(job) = jobs.next() {
+            if failed.is_some() {
+                // The transaction is lost: nothing more runs in it (after some errors
+                // SQLite has rolled it back itself, and a statement would then commit on
+                // its own). The results are all replaced with the error below.
+                done.push(job.unanswered());
+                continue;
+            }
             match job {
                 Job::Write(parts, reply) => {
                     // This write and those right after it share the prepared statements.
@@ -704,13 +727,22 @@ impl Writer {
                     let mut run = Run::default();
                     let mut written = Vec::with_capacity(writes.len());
                     for (parts, _) in &writes {
-                        written.push(match &mut statements {
-                            Ok(statements) => write_parts(&tx, statements, parts, memory, &mut run),
-                            Err(error) => Err(error.clone()),
-                        });
+                        let result = match (&failed, &mut statements) {
+                            (Some(error), _) => Err(error.clone()),
+                            (None, Err(error)) => Err(error.clone()),
+                            (None, Ok(statements)) => {
+                                write_parts(&tx, statements, parts, memory, &mut run)
+                            }
+                        };
+                        if let Err(error) = &result {
+                            failed.get_or_insert_with(|| error.clone());
+                        }
+                        written.push(result);
                     }
-                    if let Err(error) = insert_tags(&tx, &run.tags) {
-                        failed.get_or_insert(error);
+                    if failed.is_none()
+                        && let Err(error) = insert_tags(&tx, &run.tags)
+                    {
+                        failed = Some(error);
                     }
                     drop(run);
                     for ((parts, reply), written) in writes.into_iter().zip(written) {
@@ -735,6 +767,13 @@ impl Writer {
                     let result = in_savepoint(&mut tx, |c| retain(c, &pid, keep));
                     done.push(Done::One(result, reply));
                 }
+            }
+            if failed.is_none() && tx.is_autocommit() {
+                // A failed statement made SQLite roll the whole transaction back (an I/O
+                // error, a full disk, a trigger's `RAISE(ROLLBACK)`).
+                failed = Some(JournalError::backend(std::io::Error::other(
+                    "SQLite rolled the transaction back",
+                )));
             }
         }
         if let Some(error) = failed {
@@ -1396,6 +1435,36 @@ mod tests {
         assert_eq!(pragma("synchronous"), "2", "2 is FULL");
         assert_eq!(pragma("journal_mode"), "wal");
         drop(conn);
+        remove(&path);
+    }
+
+    /// When a failed statement makes SQLite roll the whole transaction back itself, nothing
+    /// more runs in it: before, the tag rows of the parts written until then went in on
+    /// their own (SQLite was back in autocommit), pointing at positions the next events
+    /// would take.
+    #[tokio::test]
+    async fn nothing_runs_after_sqlite_rolled_the_transaction_back() {
+        let path = temp_path("rolled-back");
+        let journal = SqliteJournal::open(&path).await.unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER gone BEFORE INSERT ON factum_events \
+                 WHEN NEW.payload = 'roll back' BEGIN SELECT RAISE(ROLLBACK, 'gone'); END;",
+            )
+            .unwrap();
+        let mut tagged = part("tagged", 1, b"{}");
+        tagged.events[0].tags = Tags::fixed(&["t"]);
+        let results = journal
+            .write(vec![tagged, part("doomed", 1, b"roll back")])
+            .await;
+        assert!(results.iter().all(Result::is_err), "{results:?}");
+        // The next event takes the position the tagged one had for a moment.
+        let later = journal.write(vec![part("untagged", 1, b"{}")]).await;
+        assert!(matches!(later[..], [Ok(())]), "{later:?}");
+        assert_eq!(journal.read_tag("t", 0, 100).await.unwrap(), []);
+        assert_eq!(journal.highest_sequence_nr("tagged").await.unwrap(), 0);
+        drop(journal);
         remove(&path);
     }
 

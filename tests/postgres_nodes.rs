@@ -24,6 +24,23 @@ async fn node(url: &str, schema: &str) -> (Repository<Account>, PostgresJournal)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_sixteen_tasks_same_twenty_aggregates() {
     let Some(url) = postgres_url() else { return };
+    sixteen_tasks_on_two_nodes(&url).await;
+}
+
+/// The same on a database whose default isolation level is SERIALIZABLE: the journal
+/// pins READ COMMITTED, under which a lost race is a unique violation (a conflict the
+/// gateway retries), not a serialization failure (an error the caller would get).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_a_serializable_database() {
+    let Some(url) = postgres_url() else { return };
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let serializable =
+        format!("{url}{separator}options=-c%20default_transaction_isolation%3Dserializable");
+    sixteen_tasks_on_two_nodes(&serializable).await;
+}
+
+async fn sixteen_tasks_on_two_nodes(url: &str) {
+    let url = url.to_owned();
     let schema = unique("factum_t_nodes");
     let nodes = [node(&url, &schema).await.0, node(&url, &schema).await.0];
 

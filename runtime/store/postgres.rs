@@ -541,6 +541,15 @@ impl Pool {
                 .await
                 .map_err(pg)?;
         }
+        // Writers are kept apart by the unique key, which reports a lost race as a unique
+        // violation (a conflict) under READ COMMITTED. A database whose default is
+        // stricter would report it as a serialization failure instead: pin the level.
+        client
+            .batch_execute(
+                "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            )
+            .await
+            .map_err(pg)?;
         if create {
             let tx = client.transaction().await.map_err(pg)?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
@@ -964,23 +973,48 @@ async fn write_parts(
         // One part: the transaction is its savepoint.
         results[0] = write_part(&tx, st, broken, &batch[0]).await;
     } else {
+        // A savepoint that cannot be taken, released or rolled back leaves the transaction
+        // aborted, and PostgreSQL answers the COMMIT of an aborted transaction with a
+        // rollback, not an error: every part must fail then.
+        let mut aborted = None;
         // Persistence-id order: concurrent batches wait on each other's keys in one order.
         for index in stream_order(batch) {
             let part = &batch[index];
             if part.events.is_empty() {
                 continue;
             }
-            results[index] = match tx.savepoint("factum_part").await {
-                Ok(savepoint) => match write_part(&savepoint, st, broken, part).await {
-                    Ok(()) => savepoint.commit().await.map_err(pg),
+            let savepoint = match tx.savepoint("factum_part").await {
+                Ok(savepoint) => savepoint,
+                Err(error) => {
+                    aborted = Some(fail(broken, error));
+                    break;
+                }
+            };
+            results[index] = match write_part(&savepoint, st, broken, part).await {
+                Ok(()) => match savepoint.commit().await {
+                    Ok(()) => Ok(()),
                     Err(error) => {
-                        // A failed rollback surfaces in the commit below.
-                        let _ = savepoint.rollback().await;
-                        Err(error)
+                        aborted = Some(fail(broken, error));
+                        break;
                     }
                 },
-                Err(error) => Err(pg(error)),
+                Err(error) => match savepoint.rollback().await {
+                    Ok(()) => Err(error),
+                    Err(rollback) => {
+                        aborted = Some(fail(broken, rollback));
+                        break;
+                    }
+                },
             };
+        }
+        if let Some(error) = aborted {
+            let _ = tx.rollback().await;
+            for result in &mut results {
+                if result.is_ok() {
+                    *result = Err(error.clone());
+                }
+            }
+            return results;
         }
     }
     if results.iter().all(Result::is_err) {

@@ -472,8 +472,10 @@ fn pg(error: tokio_postgres::Error) -> JournalError {
 }
 
 /// [`pg`], marking the connection broken when the error ends the session: not a server
-/// answer at all (I/O, closed), a `FATAL` one, or a connection / operator-intervention
-/// state (classes 08 and 57, such as `pg_terminate_backend`).
+/// answer at all (I/O, closed), a `FATAL` one, or a connection / shutdown state (class
+/// 08, and 57P such as `pg_terminate_backend`). A cancelled statement (57014: a
+/// `statement_timeout`, `pg_cancel_backend`) leaves the session usable and its
+/// transaction certainly rolled back.
 fn fail(broken: &AtomicBool, error: tokio_postgres::Error) -> JournalError {
     if ends_session(&error) {
         broken.store(true, Ordering::Relaxed);
@@ -482,15 +484,14 @@ fn fail(broken: &AtomicBool, error: tokio_postgres::Error) -> JournalError {
 }
 
 fn ends_session(error: &tokio_postgres::Error) -> bool {
-    match error.as_db_error() {
-        None => true,
-        Some(db) => {
-            let code = db.code().code();
-            matches!(db.severity(), "FATAL" | "PANIC")
-                || code.starts_with("08")
-                || code.starts_with("57")
-        }
-    }
+    error
+        .as_db_error()
+        .is_none_or(|db| ends_session_with(db.severity(), db.code().code()))
+}
+
+/// Whether a server error of this severity and SQLSTATE ends the session.
+fn ends_session_with(severity: &str, code: &str) -> bool {
+    matches!(severity, "FATAL" | "PANIC") || code.starts_with("08") || code.starts_with("57P")
 }
 
 impl Pool {
@@ -1241,5 +1242,29 @@ impl SnapshotStore for PostgresJournal {
             .await?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ends_session_with;
+
+    /// A connection is dropped only for errors that end its session: a cancelled
+    /// statement (a `statement_timeout`) keeps it, and its transaction is known to have
+    /// rolled back rather than reported as of unknown outcome.
+    #[test]
+    fn only_errors_that_end_the_session_drop_the_connection() {
+        for (severity, code, ends) in [
+            ("ERROR", "57014", false), // query_canceled
+            ("ERROR", "23505", false), // unique_violation
+            ("ERROR", "40001", false), // serialization_failure
+            ("FATAL", "57P01", true),  // admin_shutdown
+            ("ERROR", "57P02", true),  // crash_shutdown
+            ("ERROR", "08006", true),  // connection_failure
+            ("FATAL", "28000", true),
+            ("PANIC", "XX000", true),
+        ] {
+            assert_eq!(ends_session_with(severity, code), ends, "{severity} {code}");
+        }
     }
 }

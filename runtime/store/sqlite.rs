@@ -1468,6 +1468,60 @@ mod tests {
         remove(&path);
     }
 
+    /// The same when the statement that made SQLite roll back was a snapshot save's, in a
+    /// savepoint of its own: the write queued behind it in the same transaction does not
+    /// run (in autocommit it would have been committed alone, then reported unknown).
+    #[tokio::test]
+    async fn nothing_runs_after_a_snapshot_save_rolled_the_transaction_back() {
+        let path = temp_path("rolled-back-save");
+        let journal = SqliteJournal::open(&path).await.unwrap();
+        let other = Connection::open(&path).unwrap();
+        other
+            .execute_batch(
+                "CREATE TRIGGER gone BEFORE INSERT ON factum_snapshots \
+                 BEGIN SELECT RAISE(ROLLBACK, 'gone'); END;",
+            )
+            .unwrap();
+        // Another connection holds the write lock: the writer waits in its first
+        // transaction, and the save and the write behind it queue up for the next one.
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let first = tokio::spawn({
+            let journal = journal.clone();
+            async move { journal.write(vec![part("first", 1, b"{}")]).await }
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let save = tokio::spawn({
+            let journal = journal.clone();
+            async move {
+                journal
+                    .save(SnapshotRecord {
+                        persistence_id: Arc::from("saved"),
+                        sequence_nr: 1,
+                        version: 1,
+                        payload: b"{}".to_vec(),
+                        timestamp: 0,
+                    })
+                    .await
+            }
+        });
+        let write = tokio::spawn({
+            let journal = journal.clone();
+            async move { journal.write(vec![part("queued", 1, b"{}")]).await }
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        other.execute_batch("COMMIT").unwrap();
+        assert!(matches!(first.await.unwrap()[..], [Ok(())]));
+        assert!(save.await.unwrap().is_err());
+        let written = write.await.unwrap();
+        assert!(
+            matches!(&written[..], [Err(JournalError::Backend(e))] if e.to_string().contains("rolled")),
+            "{written:?}"
+        );
+        assert_eq!(journal.highest_sequence_nr("queued").await.unwrap(), 0);
+        drop(journal);
+        remove(&path);
+    }
+
     /// A value SQLite cannot store (a payload that is not UTF-8, a sequence number above
     /// `i64::MAX`) fails its own part, not the other aggregates' parts committed with it.
     #[tokio::test]

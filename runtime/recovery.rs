@@ -109,13 +109,14 @@ async fn replay<A: Aggregate>(
                 return;
             }
             if record.sequence_nr <= live.version {
-                failed = Some(Err(out_of_range(from, u64::MAX, record.sequence_nr)));
+                let error = out_of_range(from, u64::MAX, record.sequence_nr);
+                failed = Some(Failure::Journal(error));
                 return;
             }
             match decode::<A>(record) {
                 Ok(event) => live.state.apply(&event),
                 Err(error) => {
-                    failed = Some(Ok(error));
+                    failed = Some(Failure::Decode(error));
                     return;
                 }
             }
@@ -136,8 +137,8 @@ async fn replay<A: Aggregate>(
             .await
             .map_err(journal_error)?;
         match failed {
-            Some(Ok(error)) => return Err(Error::Decode(error)),
-            Some(Err(error)) => return Err(journal_error(error)),
+            Some(Failure::Decode(error)) => return Err(Error::Decode(error)),
+            Some(Failure::Journal(error)) => return Err(journal_error(error)),
             None => {}
         }
         if count < REPLAY_PAGE {
@@ -148,6 +149,13 @@ async fn replay<A: Aggregate>(
         }
     }
     Ok(live)
+}
+
+/// Why a replay stopped: an event that does not decode, or a journal that broke its
+/// contract.
+enum Failure {
+    Decode(DecodeError),
+    Journal(JournalError),
 }
 
 /// A journal that answered a read of `from..=to` with sequence number `got`.

@@ -78,10 +78,7 @@ fn field_copy(data: &CommandData, private: &TokenStream) -> TokenStream {
     let copy = |value: TokenStream| quote!((&#private::RetryCopy(#value)).retry_copy()?);
     let build = |path: TokenStream, fields: &syn::Fields, bind: bool| -> TokenStream {
         let values = fields.iter().enumerate().map(|(i, field)| {
-            let member = match &field.ident {
-                Some(ident) => syn::Member::Named(ident.clone()),
-                None => syn::Member::Unnamed(i.into()),
-            };
+            let member = member(i, field);
             let value = if bind {
                 let binding = binding(&member);
                 copy(quote!(#binding))
@@ -100,10 +97,7 @@ fn field_copy(data: &CommandData, private: &TokenStream) -> TokenStream {
         CommandData::Enum(variants) => {
             let arms = variants.iter().map(|(variant, fields, _)| {
                 let bindings = fields.iter().enumerate().map(|(i, field)| {
-                    let member = match &field.ident {
-                        Some(ident) => syn::Member::Named(ident.clone()),
-                        None => syn::Member::Unnamed(i.into()),
-                    };
+                    let member = member(i, field);
                     let binding = binding(&member);
                     quote!(#member: #binding)
                 });
@@ -116,6 +110,14 @@ fn field_copy(data: &CommandData, private: &TokenStream) -> TokenStream {
                 }
             }
         }
+    }
+}
+
+/// How the `i`-th field is reached: by its name, or by its index in a tuple.
+fn member(i: usize, field: &syn::Field) -> syn::Member {
+    match &field.ident {
+        Some(ident) => syn::Member::Named(ident.clone()),
+        None => syn::Member::Unnamed(i.into()),
     }
 }
 

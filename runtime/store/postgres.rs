@@ -1010,11 +1010,7 @@ async fn write_parts(
         }
         if let Some(error) = aborted {
             let _ = tx.rollback().await;
-            for result in &mut results {
-                if result.is_ok() {
-                    *result = Err(error.clone());
-                }
-            }
+            fail_the_written(&mut results, &error);
             return results;
         }
     }
@@ -1041,13 +1037,18 @@ async fn commit(
             // The server answered: the transaction was rolled back.
             pg(error)
         };
-        for result in &mut results {
-            if result.is_ok() {
-                *result = Err(error.clone());
-            }
-        }
+        fail_the_written(&mut results, &error);
     }
     results
+}
+
+/// Turns every part that was written into `error`: its transaction did not commit.
+fn fail_the_written(results: &mut [Result<(), JournalError>], error: &JournalError) {
+    for result in results {
+        if result.is_ok() {
+            *result = Err(error.clone());
+        }
+    }
 }
 
 impl PostgresJournal {

@@ -4,7 +4,7 @@
 mod common;
 
 use common::bank::{Account, AccountCommand, AccountError, AccountEvent, AccountId};
-use factum::{Aggregate, Error, Event, Journal, MemoryJournal, Repository};
+use factum::{Aggregate, Error, Event, Journal, MemoryJournal, Receipt, Repository};
 
 fn id(s: &str) -> AccountId {
     AccountId(s.to_owned())
@@ -19,7 +19,8 @@ async fn bank_example_end_to_end() {
         account_id: id("a1"),
         owner: "Ada".into(),
     };
-    let receipt = accounts.send(open).await.unwrap();
+    // A receipt is named by its aggregate, as DESIGN.md writes it: `Vec<A::Event>`.
+    let receipt: Receipt<Account> = accounts.send(open).await.unwrap();
     assert_eq!(receipt.version, 1);
     assert_eq!(
         receipt.events,

@@ -7,7 +7,7 @@ use std::io::Write;
 
 use factum::{Aggregate, Event, Journal, Receipt, Repository, SnapshotPolicy, SnapshotStore};
 
-use crate::domain::{Account, AccountCommand, AccountError, AccountEvent, AccountId};
+use crate::domain::{Account, AccountCommand, AccountError, AccountId};
 
 /// Snapshot every third event: small, so that a short story takes snapshots. A real
 /// application would pick hundreds.
@@ -214,7 +214,7 @@ fn events(n: u64) -> String {
 }
 
 /// A receipt as `Deposited, version 2`: the stored names of its events and the version.
-fn ok(receipt: &Receipt<AccountEvent>) -> String {
+fn ok(receipt: &Receipt<Account>) -> String {
     let names: Vec<&str> = receipt.events.iter().map(Event::manifest).collect();
     format!("{}, version {}", names.join(", "), receipt.version)
 }

@@ -26,14 +26,48 @@ use crate::store::{
 use commit::Committer;
 use slots::{Live, Slot, Slots};
 
-/// What a successful command produced: its events and the aggregate's version after it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Receipt<E> {
+/// What a successful command to aggregate `A` produced: its events and the aggregate's
+/// version after it.
+pub struct Receipt<A: Aggregate> {
     /// The events the command wrote (empty if it decided nothing was to be done).
-    pub events: Vec<E>,
+    pub events: Vec<A::Event>,
     /// The aggregate's version (sequence number of its last event) after the command.
     pub version: u64,
 }
+
+// By hand rather than derived: a derive would ask `A` itself, not its events, to be
+// `Debug`, `Clone` or `PartialEq`.
+impl<A: Aggregate> std::fmt::Debug for Receipt<A>
+where
+    A::Event: std::fmt::Debug,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receipt")
+            .field("events", &self.events)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+impl<A: Aggregate> Clone for Receipt<A> {
+    fn clone(&self) -> Self {
+        Receipt {
+            events: self.events.clone(),
+            version: self.version,
+        }
+    }
+}
+
+impl<A: Aggregate> PartialEq for Receipt<A>
+where
+    A::Event: PartialEq,
+{
+    fn eq(&self, other: &Self) -> bool {
+        self.events == other.events && self.version == other.version
+    }
+}
+
+impl<A: Aggregate> Eq for Receipt<A> where A::Event: Eq {}
 
 /// When to snapshot an aggregate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -338,7 +372,7 @@ impl<A: Aggregate> Repository<A> {
 
     /// Runs a command: the events it produced and the version after it, once they are
     /// durable in the journal.
-    pub async fn send(&self, command: A::Command) -> Result<Receipt<A::Event>, Error<A::Error>> {
+    pub async fn send(&self, command: A::Command) -> Result<Receipt<A>, Error<A::Error>> {
         let inner = &*self.inner;
         self.start_sweeper();
         let slot = inner.slots.get(command.aggregate_id());
@@ -405,7 +439,7 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 enum Outcome<A: Aggregate> {
-    Done(Result<Receipt<A::Event>, Error<A::Error>>),
+    Done(Result<Receipt<A>, Error<A::Error>>),
     /// Lost a write race; run this copy of the command again on the reloaded state.
     Retry(A::Command),
 }
@@ -626,7 +660,7 @@ impl<A: Aggregate> Inner<A> {
         &self,
         pid: &Arc<str>,
         entry: Entry,
-    ) -> Result<Receipt<A::Event>, Error<A::Error>> {
+    ) -> Result<Receipt<A>, Error<A::Error>> {
         let mut events = Vec::with_capacity((entry.count as usize).min(recovery::REPLAY_PAGE));
         // Entries are checked when a snapshot is loaded; saturating all the same.
         let mut next = entry

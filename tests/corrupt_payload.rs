@@ -1,5 +1,6 @@
 //! A payload corrupted in the database directly yields `Error::Decode` naming the
-//! persistence id and sequence number, for that aggregate only; others keep working.
+//! persistence id and sequence number, for that aggregate only; others keep working. A
+//! command id corrupted likewise is an `Error::Journal` for its aggregate only.
 
 mod support;
 
@@ -66,6 +67,48 @@ async fn sqlite_corrupt_payload_is_a_decode_error_for_that_aggregate_only() {
         assert_eq!(changed, 1);
     })
     .await;
+    remove_sqlite(&path);
+}
+
+/// A command id that is not UTF-8 (a row damaged by hand) is a journal error for its
+/// aggregate, not an id read lossily that a resend of the command would no longer match.
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_corrupt_command_id_is_a_journal_error_for_that_aggregate_only() {
+    use support::{remove_sqlite, sqlite_path};
+    let path = sqlite_path("corrupt-command-id");
+    let journal = factum::SqliteJournal::open(&path).await.unwrap();
+    let before: Repository<Account> = Repository::new(journal.clone());
+    for account in ["bad", "good"] {
+        let mut deposit = Deposit::new(account, 10);
+        deposit.request_id = Some(format!("req-{account}"));
+        before.send(deposit).await.unwrap();
+    }
+    drop(before);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let changed = conn
+        .execute(
+            "UPDATE factum_events SET command_id = X'FF72' WHERE stream = \
+             (SELECT id FROM factum_streams WHERE persistence_id = 'account-bad')",
+            [],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(conn);
+
+    let accounts: Repository<Account> = Repository::new(journal);
+    match accounts.send(Deposit::new("bad", 1)).await {
+        Err(error @ Error::Journal { .. }) => {
+            let message = error.to_string();
+            assert!(message.contains("account-bad"), "{message}");
+            assert!(message.contains("command id is not UTF-8"), "{message}");
+        }
+        other => panic!("expected a journal error, got {other:?}"),
+    }
+    let mut resend = Deposit::new("good", 10);
+    resend.request_id = Some("req-good".into());
+    let receipt = accounts.send(resend).await.unwrap();
+    assert_eq!(receipt.version, 1, "deduplicated after the restart");
     remove_sqlite(&path);
 }
 

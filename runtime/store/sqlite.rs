@@ -1161,8 +1161,18 @@ fn event_record(row: &Row<'_>) -> Result<EventRecord, JournalError> {
     let version = integer(4)?.ok_or_else(|| bad("version"))?;
     let timestamp = integer(8)?.ok_or_else(|| bad("timestamp"))?;
     let tags = parse_tags(&text(get(6)?), &persistence_id, raw_seq)?;
+    // Read strictly: a command id read lossily would no longer match the id it was
+    // written for, and a resend of that command would run again instead of being
+    // deduplicated.
     let command_id = match get(7)? {
         ValueRef::Null => None,
+        ValueRef::Text(id) | ValueRef::Blob(id) => {
+            Some(Arc::from(std::str::from_utf8(id).map_err(|_| {
+                corrupt(format!(
+                    "corrupt row {raw_seq} of `{persistence_id}`: its command id is not UTF-8"
+                ))
+            })?))
+        }
         value => Some(Arc::from(text(value))),
     };
     Ok(EventRecord {

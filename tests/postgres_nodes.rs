@@ -242,3 +242,183 @@ async fn connect_with_a_plain_url_creates_the_tables_and_serves_commands() {
     drop(journal);
     drop_schema(&url, &schema).await;
 }
+
+/// An event of `pid` at `seq`, tagged `t`.
+fn tagged_part(pid: &str, seq: u64) -> factum::AtomicWrite {
+    let event = factum::EventRecord {
+        persistence_id: pid.into(),
+        sequence_nr: seq,
+        manifest: "thing-happened".into(),
+        version: 1,
+        payload: b"{}".to_vec(),
+        tags: factum::Tags::fixed(&["t"]),
+        command_id: None,
+        timestamp: 1_700_000_000_000,
+        writer_id: "writer".into(),
+        position: 0,
+    };
+    factum::AtomicWrite {
+        persistence_id: pid.into(),
+        events: vec![event],
+    }
+}
+
+/// Polls `sql` (a count) until it is at least 1, for at most ten seconds.
+async fn until_some(client: &tokio_postgres::Client, sql: &str, what: &str) {
+    for _ in 0..1000 {
+        let n: i64 = client.query_one(sql, &[]).await.unwrap().get(0);
+        if n > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// Polls until `task` has finished or `sessions` sessions wait for an advisory lock other
+/// than the test's own, for at most ten seconds.
+async fn until_done_or_waiting<T>(
+    client: &tokio_postgres::Client,
+    task: &tokio::task::JoinHandle<T>,
+    sessions: i64,
+) {
+    for _ in 0..1000 {
+        let waiting: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                 AND objid <> 4242",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if task.is_finished() || waiting >= sessions {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for a task to finish or wait");
+}
+
+/// A reader that pages through `read_all` or `read_tag` never skips an event: a write
+/// that drew a lower position and commits later is seen before any higher position.
+/// The first write here is held after its row has its position (a trigger waits for an
+/// advisory lock of the test's), while a second write of another stream goes on. The
+/// first write takes the one-statement path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_never_skips_a_position_that_commits_late() {
+    let Some(url) = postgres_url() else { return };
+    never_skips(&url, None).await;
+}
+
+/// The same, the first write taking the batched path: another part of its batch does not
+/// continue its stream, so the one-statement path writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_never_skips_a_late_position_of_the_batched_path() {
+    let Some(url) = postgres_url() else { return };
+    never_skips(&url, Some(tagged_part("a-stale", 5))).await;
+}
+
+/// The same, the first write taking the part-by-part path: another part of its batch has
+/// a payload the server refuses (a NUL character), which fails the batched statements.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_never_skips_a_late_position_of_the_part_by_part_path() {
+    let Some(url) = postgres_url() else { return };
+    let mut refused = tagged_part("a-refused", 1);
+    refused.events[0].payload = b"\"\0\"".to_vec();
+    never_skips(&url, Some(refused)).await;
+}
+
+/// `held` (with `other`, a part that fails, in its batch) is held while `free` is written.
+async fn never_skips(url: &str, other: Option<factum::AtomicWrite>) {
+    let schema = unique("factum_t_order");
+    let journal = PostgresJournal::connect_with_schema(url, &schema)
+        .await
+        .expect("connect");
+    let client = support::postgres_client(url, &schema).await;
+    client
+        .batch_execute(
+            "CREATE FUNCTION hold() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 IF NEW.persistence_id = 'held' THEN PERFORM pg_advisory_xact_lock(4242); END IF; \
+                 RETURN NEW; \
+             END $$; \
+             CREATE TRIGGER hold BEFORE INSERT ON factum_events \
+                 FOR EACH ROW EXECUTE FUNCTION hold(); \
+             SELECT pg_advisory_lock(4242);",
+        )
+        .await
+        .unwrap();
+
+    let held = tokio::spawn({
+        let journal = journal.clone();
+        let batch = std::iter::once(tagged_part("held", 1))
+            .chain(other)
+            .collect();
+        async move { journal.write(batch).await }
+    });
+    until_some(
+        &client,
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+         AND classid = 0 AND objid = 4242",
+        "the first write is held with its position drawn",
+    )
+    .await;
+    let free = tokio::spawn({
+        let journal = journal.clone();
+        async move { journal.write(vec![tagged_part("free", 1)]).await }
+    });
+    // The second write either commits or waits for the first (for its position).
+    until_done_or_waiting(&client, &free, 1).await;
+    // Reads that start now either return at once or wait for the first write.
+    let early_all = tokio::spawn({
+        let journal = journal.clone();
+        async move { journal.read_all(0, 100).await }
+    });
+    until_done_or_waiting(&client, &early_all, 1).await;
+    let early_tag = tokio::spawn({
+        let journal = journal.clone();
+        async move { journal.read_tag("t", 0, 100).await }
+    });
+    let waiting = if early_all.is_finished() { 1 } else { 2 };
+    until_done_or_waiting(&client, &early_tag, waiting).await;
+
+    client
+        .execute("SELECT pg_advisory_unlock(4242)", &[])
+        .await
+        .unwrap();
+    let early_all = early_all.await.unwrap().unwrap();
+    let early_tag = early_tag.await.unwrap().unwrap();
+    let held = held.await.unwrap();
+    assert!(held[0].is_ok(), "{held:?}");
+    assert!(held[1..].iter().all(Result::is_err), "{held:?}");
+    assert!(free.await.unwrap().into_iter().all(|r| r.is_ok()));
+
+    for (early, late) in [
+        (
+            early_all.clone(),
+            journal
+                .read_all(early_all.last().map_or(0, |e| e.position), 100)
+                .await
+                .unwrap(),
+        ),
+        (
+            early_tag.clone(),
+            journal
+                .read_tag("t", early_tag.last().map_or(0, |e| e.position), 100)
+                .await
+                .unwrap(),
+        ),
+    ] {
+        let pids: Vec<&str> = early
+            .iter()
+            .chain(&late)
+            .map(|e| &*e.persistence_id)
+            .collect();
+        assert_eq!(
+            pids,
+            ["held", "free"],
+            "read while the first write was held: {early:?}, then: {late:?}"
+        );
+    }
+    drop_schema(url, &schema).await;
+}

@@ -165,13 +165,20 @@ pub trait Journal: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), JournalError>>;
 
     /// Events of every stream with `position > after`, in global order, at most `max`.
+    ///
+    /// A reader that pages with `after` (the last position it got) must never skip an
+    /// event: no event may become readable later at a position at or below one already
+    /// returned. A store whose writers commit out of position order returns only the
+    /// settled positions (see `PostgresJournal`). Fewer than `max` events does not mean
+    /// there are no more.
     fn read_all(
         &self,
         after: u64,
         max: usize,
     ) -> BoxFuture<'_, Result<Vec<EventRecord>, JournalError>>;
 
-    /// Events carrying `tag` with `position > after`, in global order, at most `max`.
+    /// Events carrying `tag` with `position > after`, in global order, at most `max`,
+    /// never skipping one, as [`read_all`](Journal::read_all).
     fn read_tag<'a>(
         &'a self,
         tag: &'a str,

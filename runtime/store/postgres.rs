@@ -56,12 +56,22 @@
 //!
 //! # Global order
 //!
-//! `position` comes from a sequence when a row is inserted, and transactions may commit in
-//! another order than they drew their numbers: a reader of [`Journal::read_all`] or
-//! [`Journal::read_tag`] that pages with `after` may see position 12 before position 11 is
-//! committed and then skip it. Positions are unique and increasing in each stream; reading
-//! "everything in order" is exact once writers are quiet. (Good enough for this release;
-//! a gap-aware reader is future work.)
+//! `position` comes from a sequence when a row is inserted. Transactions that drew their
+//! numbers concurrently may commit in another order: a reader of [`Journal::read_all`] or
+//! [`Journal::read_tag`] that pages with `after` could see position 12 while 11 is not
+//! committed yet, and skip 11 for good. So:
+//!
+//! - a writing transaction holds the *position lock* of its events table (a
+//!   transaction-level advisory lock) in shared mode from before it draws its first
+//!   position until it commits or rolls back. Writers do not wait for each other;
+//! - a read first takes the *horizon*: the highest committed position as it starts, then
+//!   the lock in exclusive mode for an instant, which waits for every writer holding it
+//!   (so for every transaction that drew a position up to the horizon) to end. The read
+//!   then returns positions up to the horizon only, all of them settled: committed, or
+//!   rolled back for good (a gap).
+//!
+//! A read thus waits for the writes in progress, and holds new writes back for the
+//! instant it takes the lock. Positions beyond the horizon are read by the next call.
 //!
 //! # Limits
 //!
@@ -93,6 +103,15 @@ const SCHEMA_VERSION: i32 = 1;
 
 /// The advisory lock key held while creating the schema ("factum" in ASCII).
 const SCHEMA_LOCK: i64 = 0x6661_6374_756d;
+
+/// The advisory lock that a writing transaction holds shared while it draws positions
+/// and until it ends, and that a read takes exclusive to wait for those transactions (see
+/// the module documentation), one per events table: "fact" in ASCII in the high 32 bits,
+/// the table's OID in the low 32 bits, so that schemas of one database do not wait for
+/// each other.
+fn position_lock(table_oid: u32) -> i64 {
+    (0x6661_6374_i64 << 32) | i64::from(table_oid)
+}
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS factum_events (
@@ -147,13 +166,16 @@ macro_rules! highest_of {
 /// The batched insert: every event of the batch (in stream order, each stream's events in
 /// sequence order, so that positions increase in every stream) and their tag index rows,
 /// in one statement. An event's `tags` are the slice `$11[from:to]` of one flat array (SQL
-/// arrays of arrays must be rectangular).
+/// arrays of arrays must be rectangular). It takes the position lock `$12`
+/// ([`position_lock`]) before it produces a row, so before it draws a position (a
+/// one-time filter, evaluated once before the first row).
 const WRITE_EVENTS: &str = "
 WITH input AS (
     SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::text[],
                          $6::int4[], $7::int4[], $8::text[], $9::int8[], $10::text[])
         WITH ORDINALITY AS u(persistence_id, sequence_nr, manifest, version, payload,
                              tags_from, tags_to, command_id, timestamp, writer_id, ord)
+    WHERE (SELECT pg_advisory_xact_lock_shared($12) IS NOT NULL)
 ), events AS (
     INSERT INTO factum_events (persistence_id, sequence_nr, manifest, version, payload,
                                tags, command_id, timestamp, writer_id)
@@ -169,7 +191,8 @@ ON CONFLICT DO NOTHING
 
 /// [`WRITE_EVENTS`] as one statement of its own (no explicit transaction: one round trip)
 /// that writes only if every stream `$12` has the highest number `$13` (0 for a new
-/// stream), the number the batch continues. Answers whether it wrote.
+/// stream), the number the batch continues, under the position lock `$14`. Answers
+/// whether it wrote.
 ///
 /// The check is one index probe per stream: the event `$13` exists, or (all its events
 /// deleted, or a new stream) the kept highest is `$13`. That is "the highest is at least
@@ -188,7 +211,7 @@ WITH fits AS (
                          $6::int4[], $7::int4[], $8::text[], $9::int8[], $10::text[])
         WITH ORDINALITY AS u(persistence_id, sequence_nr, manifest, version, payload,
                              tags_from, tags_to, command_id, timestamp, writer_id, ord)
-    WHERE (SELECT ok FROM fits)
+    WHERE (SELECT ok FROM fits) AND (SELECT pg_advisory_xact_lock_shared($14) IS NOT NULL)
 ), events AS (
     INSERT INTO factum_events (persistence_id, sequence_nr, manifest, version, payload,
                                tags, command_id, timestamp, writer_id)
@@ -227,6 +250,17 @@ SELECT $1, max(sequence_nr) FROM deleted HAVING max(sequence_nr) IS NOT NULL
 ON CONFLICT (persistence_id) DO UPDATE
     SET highest = GREATEST(factum_streams.highest, EXCLUDED.highest)
 ";
+
+/// A read's horizon: the highest position committed as the statement starts (NULL for
+/// none), answered once the position lock `$1` could be taken exclusively, that is once
+/// every transaction that drew a position up to it has ended (a one-time filter, evaluated
+/// before the scan). The lock is released as the statement ends.
+///
+/// Every position up to the horizon is then settled: a position below it was drawn
+/// before it (a sequence hands out increasing numbers), so by a writer that held the lock
+/// and has ended.
+const HORIZON: &str = "SELECT max(position) FROM factum_events \
+     WHERE (SELECT pg_advisory_xact_lock($1) IS NOT NULL)";
 
 const EVENT_COLUMNS: &str = "e.position, e.persistence_id, e.sequence_nr, e.manifest, e.version, \
      e.payload, e.tags, e.command_id, e.timestamp, e.writer_id";
@@ -350,6 +384,8 @@ struct Conn {
 }
 
 struct Statements {
+    /// The key of [`position_lock`] for this connection's events table.
+    position_lock: i64,
     streams_highest: Statement,
     write_events: Statement,
     write_if_fits: Statement,
@@ -357,6 +393,7 @@ struct Statements {
     insert_event: Statement,
     insert_tags: Statement,
     read: Statement,
+    horizon: Statement,
     read_all: Statement,
     read_tag: Statement,
     delete_to: Statement,
@@ -367,7 +404,12 @@ struct Statements {
 
 impl Statements {
     async fn prepare(client: &Client) -> Result<Statements, tokio_postgres::Error> {
+        let table: u32 = client
+            .query_one("SELECT 'factum_events'::regclass::oid", &[])
+            .await?
+            .try_get(0)?;
         Ok(Statements {
+            position_lock: position_lock(table),
             streams_highest: client
                 .prepare(concat!(
                     "SELECT s.persistence_id, ",
@@ -400,17 +442,19 @@ impl Statements {
                      ORDER BY e.sequence_nr LIMIT $4"
                 ))
                 .await?,
+            horizon: client.prepare(HORIZON).await?,
             read_all: client
                 .prepare(&format!(
                     "SELECT {EVENT_COLUMNS} FROM factum_events e WHERE e.position > $1 \
-                     ORDER BY e.position LIMIT $2"
+                     AND e.position <= $3 ORDER BY e.position LIMIT $2"
                 ))
                 .await?,
             read_tag: client
                 .prepare(&format!(
                     "SELECT {EVENT_COLUMNS} FROM factum_event_tags t \
                      JOIN factum_events e ON e.position = t.position \
-                     WHERE t.tag = $1 AND t.position > $2 ORDER BY t.position LIMIT $3"
+                     WHERE t.tag = $1 AND t.position > $2 AND t.position <= $4 \
+                     ORDER BY t.position LIMIT $3"
                 ))
                 .await?,
             delete_to: client.prepare(DELETE_TO).await?,
@@ -790,7 +834,7 @@ async fn write_if_fits(
     fits: &Fits<'_>,
 ) -> Option<Vec<Result<(), JournalError>>> {
     let c = &fits.columns;
-    let params: [&(dyn ToSql + Sync); 13] = [
+    let params: [&(dyn ToSql + Sync); 14] = [
         &c.persistence_ids,
         &c.sequence_nrs,
         &c.manifests,
@@ -804,6 +848,7 @@ async fn write_if_fits(
         &c.tags,
         &fits.streams,
         &fits.before,
+        &st.position_lock,
     ];
     let unknown = |error: &dyn std::fmt::Display| {
         let error =
@@ -938,7 +983,7 @@ async fn write_fast(
         return Fast::Done(results);
     }
     let c = &columns;
-    let params: [&(dyn ToSql + Sync); 11] = [
+    let params: [&(dyn ToSql + Sync); 12] = [
         &c.persistence_ids,
         &c.sequence_nrs,
         &c.manifests,
@@ -950,6 +995,7 @@ async fn write_fast(
         &c.timestamps,
         &c.writer_ids,
         &c.tags,
+        &st.position_lock,
     ];
     if let Err(error) = tx.execute(&st.write_events, &params).await {
         return give_up(tx, broken, batch, error).await;
@@ -969,6 +1015,18 @@ async fn write_parts(
         Ok(tx) => tx,
         Err(error) => return all_failed(batch, pg(error)),
     };
+    // The position lock for the whole transaction, before its first savepoint: a lock
+    // taken in a savepoint that rolls back is released with it.
+    if let Err(error) = tx
+        .execute(
+            "SELECT pg_advisory_xact_lock_shared($1)",
+            &[&st.position_lock],
+        )
+        .await
+    {
+        let _ = tx.rollback().await;
+        return all_failed(batch, pg(error));
+    }
     let mut results: Vec<Result<(), JournalError>> = batch.iter().map(|_| Ok(())).collect();
     if batch.len() == 1 {
         // One part: the transaction is its savepoint.
@@ -1069,7 +1127,7 @@ impl PostgresJournal {
         }
     }
 
-    /// Runs one statement on a pooled connection.
+    /// Runs `f` (a statement or two) on a pooled connection.
     async fn with_conn<T>(
         &self,
         f: impl AsyncFnOnce(&Conn) -> Result<T, tokio_postgres::Error>,
@@ -1151,7 +1209,13 @@ impl Journal for PostgresJournal {
         Box::pin(async move {
             let (after, max) = (clamp_i64(after), limit(max));
             let rows = self
-                .with_conn(async |c| c.client.query(&c.st.read_all, &[&after, &max]).await)
+                .with_conn(async |c| match horizon(c).await? {
+                    Some(horizon) => {
+                        let params: [&(dyn ToSql + Sync); 3] = [&after, &max, &horizon];
+                        c.client.query(&c.st.read_all, &params).await
+                    }
+                    None => Ok(Vec::new()),
+                })
                 .await?;
             event_records(rows)
         })
@@ -1166,11 +1230,25 @@ impl Journal for PostgresJournal {
         Box::pin(async move {
             let (after, max) = (clamp_i64(after), limit(max));
             let rows = self
-                .with_conn(async |c| c.client.query(&c.st.read_tag, &[&tag, &after, &max]).await)
+                .with_conn(async |c| match horizon(c).await? {
+                    Some(horizon) => {
+                        let params: [&(dyn ToSql + Sync); 4] = [&tag, &after, &max, &horizon];
+                        c.client.query(&c.st.read_tag, &params).await
+                    }
+                    None => Ok(Vec::new()),
+                })
                 .await?;
             event_records(rows)
         })
     }
+}
+
+/// The highest position a read may return ([`HORIZON`]); `None` for an empty journal.
+async fn horizon(c: &Conn) -> Result<Option<i64>, tokio_postgres::Error> {
+    c.client
+        .query_one(&c.st.horizon, &[&c.st.position_lock])
+        .await?
+        .try_get(0)
 }
 
 impl SnapshotStore for PostgresJournal {

@@ -392,7 +392,7 @@ async fn commit_cost(size: usize, commits: usize) -> Figures {
 /// D2: W2 from two repositories (two nodes) on one Postgres database; then checks that
 /// every acknowledged command is in the journal exactly once.
 #[cfg(feature = "postgres")]
-async fn d2<A: Bank>(tasks: usize, commands: usize) -> Figures {
+async fn d2<A: Bank>(tasks: usize, commands: usize, reader: bool) -> Figures {
     let url = std::env::var("FACTUM_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let schema = format!("factum_loadgen_{}", std::process::id());
@@ -408,7 +408,35 @@ async fn d2<A: Bank>(tasks: usize, commands: usize) -> Figures {
         Repository::<A>::new(journal().await),
         Repository::<A>::new(journal().await),
     ];
+    // With `reader`, a projection pages through `read_all` as fast as it can during the
+    // run, then to the end: it must get every event, none skipped.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = if reader { Some(journal().await) } else { None };
+    let projection = reader.map(|reader| {
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            let (mut after, mut reads, mut events) = (0, 0u64, 0u64);
+            loop {
+                let done = stop.load(std::sync::atomic::Ordering::Relaxed);
+                let page = reader.read_all(after, 1_000).await.expect("read_all");
+                reads += 1;
+                events += page.len() as u64;
+                match page.last() {
+                    Some(last) => after = last.position,
+                    None if done => return (reads, events),
+                    None => tokio::task::yield_now().await,
+                }
+            }
+        })
+    });
     let mut figures = w2(&nodes, tasks, commands).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = ((commands / tasks).max(1) * tasks) as u64;
+    if let Some(projection) = projection {
+        let (reads, events) = projection.await.expect("projection");
+        assert_eq!(events, sent, "the projection skipped or doubled events");
+        figures.add("projection_reads", reads as f64);
+    }
     // Every acknowledged deposit is there once: balances add up to the commands sent.
     let check = journal().await;
     let mut events = 0u64;
@@ -419,7 +447,6 @@ async fn d2<A: Bank>(tasks: usize, commands: usize) -> Figures {
         after = last.position;
         events += page.len() as u64;
     }
-    let sent = ((commands / tasks).max(1) * tasks) as u64;
     assert_eq!(events, sent, "lost or doubled events");
     figures.add("events_checked", events as f64);
     drop_schema(&url, &schema).await;
@@ -438,7 +465,7 @@ async fn drop_schema(url: &str, schema: &str) {
 }
 
 #[cfg(not(feature = "postgres"))]
-async fn d2<A: Bank>(_: usize, _: usize) -> Figures {
+async fn d2<A: Bank>(_: usize, _: usize, _: bool) -> Figures {
     eprintln!("D2 needs the `postgres` feature: --features postgres");
     std::process::exit(2);
 }
@@ -613,7 +640,7 @@ async fn run_once<A: Bank>(args: &Args, variant: &str) -> Figures {
             // slow: pass a smaller --commands, e.g. 50000).
             d1::<A>(args.tasks, args.commands, variant != "no-group-commit").await
         }
-        ("w2" | "d2", "postgres") => d2::<A>(args.tasks, args.commands).await,
+        ("w2" | "d2", "postgres") => d2::<A>(args.tasks, args.commands, variant == "reader").await,
         ("cold", "sqlite") => cold::<A>(args.tasks).await,
         ("commit", "sqlite") => {
             let size = variant.parse().unwrap_or(32);

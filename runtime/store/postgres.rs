@@ -70,8 +70,9 @@
 //!   then returns positions up to the horizon only, all of them settled: committed, or
 //!   rolled back for good (a gap).
 //!
-//! A read thus waits for the writes in progress, and holds new writes back for the
-//! instant it takes the lock. Positions beyond the horizon are read by the next call.
+//! A read thus waits for the writes in progress, and writes that arrive meanwhile wait
+//! for it (PostgreSQL queues them behind its exclusive request). Positions beyond the
+//! horizon are read by the next call.
 //!
 //! # Limits
 //!

@@ -286,7 +286,7 @@ async fn until_done_or_waiting<T>(
         let waiting: i64 = client
             .query_one(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
-                 AND objid <> 4242",
+                 AND NOT (classid = 0 AND objid = 4242 AND objsubid = 1)",
                 &[],
             )
             .await
@@ -303,8 +303,9 @@ async fn until_done_or_waiting<T>(
 /// A reader that pages through `read_all` or `read_tag` never skips an event: a write
 /// that drew a lower position and commits later is seen before any higher position.
 /// The first write here is held after its row has its position (a trigger waits for an
-/// advisory lock of the test's), while a second write of another stream goes on. The
-/// first write takes the one-statement path.
+/// advisory lock of the test's), while a second write of another stream goes on; reads
+/// then wait for the first, and a third write is not held back by them. The first write
+/// takes the one-statement path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_never_skips_a_position_that_commits_late() {
     let Some(url) = postgres_url() else { return };
@@ -359,7 +360,7 @@ async fn never_skips(url: &str, other: Option<factum::AtomicWrite>) {
     until_some(
         &client,
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
-         AND classid = 0 AND objid = 4242",
+         AND classid = 0 AND objid = 4242 AND objsubid = 1",
         "the first write is held with its position drawn",
     )
     .await;
@@ -381,6 +382,16 @@ async fn never_skips(url: &str, other: Option<factum::AtomicWrite>) {
     });
     let waiting = if early_all.is_finished() { 1 } else { 2 };
     until_done_or_waiting(&client, &early_tag, waiting).await;
+
+    // A read that waits holds no write back: a third write goes through meanwhile.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        journal.write(vec![tagged_part("later", 1)]),
+    )
+    .await
+    .expect("a write waited for a read")
+    .into_iter()
+    .for_each(|result| result.expect("the third write"));
 
     client
         .execute("SELECT pg_advisory_unlock(4242)", &[])
@@ -416,7 +427,7 @@ async fn never_skips(url: &str, other: Option<factum::AtomicWrite>) {
             .collect();
         assert_eq!(
             pids,
-            ["held", "free"],
+            ["held", "free", "later"],
             "read while the first write was held: {early:?}, then: {late:?}"
         );
     }

@@ -61,18 +61,19 @@
 //! [`Journal::read_tag`] that pages with `after` could see position 12 while 11 is not
 //! committed yet, and skip 11 for good. So:
 //!
-//! - a writing transaction holds the *position lock* of its events table (a
-//!   transaction-level advisory lock) in shared mode from before it draws its first
-//!   position until it commits or rolls back. Writers do not wait for each other;
-//! - a read first takes the *horizon*: the highest committed position as it starts, then
-//!   the lock in exclusive mode for an instant, which waits for every writer holding it
-//!   (so for every transaction that drew a position up to the horizon) to end. The read
-//!   then returns positions up to the horizon only, all of them settled: committed, or
-//!   rolled back for good (a gap).
+//! - a writing transaction holds a *writer lock* (a transaction-level advisory lock
+//!   keyed by its events table and its server process, so that writers never wait for
+//!   each other) from before it draws its first position until it commits or rolls back;
+//! - a read first takes the *horizon*: the highest position committed as it starts.
+//!   Then it waits for every writer lock held at that moment, one at a time, taking each
+//!   shared and releasing it at once: every transaction that drew a position up to the
+//!   horizon has then ended. The read returns positions up to the horizon only, all of
+//!   them settled: committed, or rolled back for good (a gap).
 //!
-//! A read thus waits for the writes in progress, and writes that arrive meanwhile wait
-//! for it (PostgreSQL queues them behind its exclusive request). Positions beyond the
-//! horizon are read by the next call.
+//! A read thus waits for the writes in progress, but holds no write back: a write that
+//! starts meanwhile takes a lock of its own process, which the read is not waiting for
+//! (or waits only for the instant the read holds it). Positions beyond the horizon are
+//! read by the next call.
 //!
 //! # Limits
 //!
@@ -105,13 +106,12 @@ const SCHEMA_VERSION: i32 = 1;
 /// The advisory lock key held while creating the schema ("factum" in ASCII).
 const SCHEMA_LOCK: i64 = 0x6661_6374_756d;
 
-/// The advisory lock that a writing transaction holds shared while it draws positions
-/// and until it ends, and that a read takes exclusive to wait for those transactions (see
-/// the module documentation), one per events table: "fact" in ASCII in the high 32 bits,
-/// the table's OID in the low 32 bits, so that schemas of one database do not wait for
-/// each other.
-fn position_lock(table_oid: u32) -> i64 {
-    (0x6661_6374_i64 << 32) | i64::from(table_oid)
+/// The first key of the writer locks of an events table (see the module documentation):
+/// `(this, pg_backend_pid())`, PostgreSQL's two-key form of advisory locks. It is the
+/// table's OID, so that schemas of one database do not wait for each other, as the
+/// `int4` the lock functions take (in `pg_locks`, `classid` shows it as the OID again).
+fn writer_lock(table_oid: u32) -> i32 {
+    i32::from_ne_bytes(table_oid.to_ne_bytes())
 }
 
 const SCHEMA: &str = "
@@ -167,16 +167,16 @@ macro_rules! highest_of {
 /// The batched insert: every event of the batch (in stream order, each stream's events in
 /// sequence order, so that positions increase in every stream) and their tag index rows,
 /// in one statement. An event's `tags` are the slice `$11[from:to]` of one flat array (SQL
-/// arrays of arrays must be rectangular). It takes the position lock `$12`
-/// ([`position_lock`]) before it produces a row, so before it draws a position (a
-/// one-time filter, evaluated once before the first row).
+/// arrays of arrays must be rectangular). It takes its writer lock (`$12`, see
+/// [`writer_lock`]) before it produces a row, so before it draws a position (a one-time
+/// filter, evaluated once before the first row).
 const WRITE_EVENTS: &str = "
 WITH input AS (
     SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::text[],
                          $6::int4[], $7::int4[], $8::text[], $9::int8[], $10::text[])
         WITH ORDINALITY AS u(persistence_id, sequence_nr, manifest, version, payload,
                              tags_from, tags_to, command_id, timestamp, writer_id, ord)
-    WHERE (SELECT pg_advisory_xact_lock_shared($12) IS NOT NULL)
+    WHERE (SELECT pg_advisory_xact_lock($12, pg_backend_pid()) IS NOT NULL)
 ), events AS (
     INSERT INTO factum_events (persistence_id, sequence_nr, manifest, version, payload,
                                tags, command_id, timestamp, writer_id)
@@ -192,8 +192,8 @@ ON CONFLICT DO NOTHING
 
 /// [`WRITE_EVENTS`] as one statement of its own (no explicit transaction: one round trip)
 /// that writes only if every stream `$12` has the highest number `$13` (0 for a new
-/// stream), the number the batch continues, under the position lock `$14`. Answers
-/// whether it wrote.
+/// stream), the number the batch continues, under its writer lock (`$14`, see
+/// [`writer_lock`]). Answers whether it wrote.
 ///
 /// The check is one index probe per stream: the event `$13` exists, or (all its events
 /// deleted, or a new stream) the kept highest is `$13`. That is "the highest is at least
@@ -212,7 +212,8 @@ WITH fits AS (
                          $6::int4[], $7::int4[], $8::text[], $9::int8[], $10::text[])
         WITH ORDINALITY AS u(persistence_id, sequence_nr, manifest, version, payload,
                              tags_from, tags_to, command_id, timestamp, writer_id, ord)
-    WHERE (SELECT ok FROM fits) AND (SELECT pg_advisory_xact_lock_shared($14) IS NOT NULL)
+    WHERE (SELECT ok FROM fits)
+      AND (SELECT pg_advisory_xact_lock($14, pg_backend_pid()) IS NOT NULL)
 ), events AS (
     INSERT INTO factum_events (persistence_id, sequence_nr, manifest, version, payload,
                                tags, command_id, timestamp, writer_id)
@@ -253,15 +254,25 @@ ON CONFLICT (persistence_id) DO UPDATE
 ";
 
 /// A read's horizon: the highest position committed as the statement starts (NULL for
-/// none), answered once the position lock `$1` could be taken exclusively, that is once
-/// every transaction that drew a position up to it has ended (a one-time filter, evaluated
-/// before the scan). The lock is released as the statement ends.
+/// none), answered once every writer lock (`($1, pid)`, see [`writer_lock`]; `$2` is the
+/// table's OID, as `pg_locks` shows the first key) held a moment later has been released:
+/// each is taken shared and released at once, one after the other (a one-time filter,
+/// evaluated before the scan). Every position up to the horizon is then settled: one
+/// below it was drawn before it (a sequence hands out increasing numbers), by a
+/// transaction that held its writer lock from before that until it ended.
 ///
-/// Every position up to the horizon is then settled: a position below it was drawn
-/// before it (a sequence hands out increasing numbers), so by a writer that held the lock
-/// and has ended.
-const HORIZON: &str = "SELECT max(position) FROM factum_events \
-     WHERE (SELECT pg_advisory_xact_lock($1) IS NOT NULL)";
+/// The locks are session locks, released row by row: an error in between would leave one
+/// held, so a connection whose horizon failed is not reused ([`horizon`]).
+const HORIZON: &str = "
+SELECT max(position) FROM factum_events
+WHERE (SELECT count(pg_advisory_unlock_shared($1, w.pid)) FROM (
+           SELECT l.pid, pg_advisory_lock_shared($1, l.pid) FROM pg_locks l
+           WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.classid = $2
+             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+             AND l.mode = 'ExclusiveLock' AND l.granted AND l.pid <> pg_backend_pid()
+           OFFSET 0
+       ) AS w) >= 0
+";
 
 const EVENT_COLUMNS: &str = "e.position, e.persistence_id, e.sequence_nr, e.manifest, e.version, \
      e.payload, e.tags, e.command_id, e.timestamp, e.writer_id";
@@ -385,8 +396,10 @@ struct Conn {
 }
 
 struct Statements {
-    /// The key of [`position_lock`] for this connection's events table.
-    position_lock: i64,
+    /// The first key of this connection's writer lock ([`writer_lock`]).
+    writer_lock: i32,
+    /// The events table's OID, as `pg_locks` shows the writer locks' first key.
+    table: u32,
     streams_highest: Statement,
     write_events: Statement,
     write_if_fits: Statement,
@@ -410,7 +423,8 @@ impl Statements {
             .await?
             .try_get(0)?;
         Ok(Statements {
-            position_lock: position_lock(table),
+            writer_lock: writer_lock(table),
+            table,
             streams_highest: client
                 .prepare(concat!(
                     "SELECT s.persistence_id, ",
@@ -849,7 +863,7 @@ async fn write_if_fits(
         &c.tags,
         &fits.streams,
         &fits.before,
-        &st.position_lock,
+        &st.writer_lock,
     ];
     let unknown = |error: &dyn std::fmt::Display| {
         let error =
@@ -996,7 +1010,7 @@ async fn write_fast(
         &c.timestamps,
         &c.writer_ids,
         &c.tags,
-        &st.position_lock,
+        &st.writer_lock,
     ];
     if let Err(error) = tx.execute(&st.write_events, &params).await {
         return give_up(tx, broken, batch, error).await;
@@ -1016,12 +1030,12 @@ async fn write_parts(
         Ok(tx) => tx,
         Err(error) => return all_failed(batch, pg(error)),
     };
-    // The position lock for the whole transaction, before its first savepoint: a lock
+    // The writer lock for the whole transaction, before its first savepoint: a lock
     // taken in a savepoint that rolls back is released with it.
     if let Err(error) = tx
         .execute(
-            "SELECT pg_advisory_xact_lock_shared($1)",
-            &[&st.position_lock],
+            "SELECT pg_advisory_xact_lock($1, pg_backend_pid())",
+            &[&st.writer_lock],
         )
         .await
     {
@@ -1244,12 +1258,15 @@ impl Journal for PostgresJournal {
     }
 }
 
-/// The highest position a read may return ([`HORIZON`]); `None` for an empty journal.
+/// The highest position a read may return ([`HORIZON`]); `None` for an empty journal. A
+/// connection whose horizon failed may hold a session lock: it is not reused.
 async fn horizon(c: &Conn) -> Result<Option<i64>, tokio_postgres::Error> {
-    c.client
-        .query_one(&c.st.horizon, &[&c.st.position_lock])
-        .await?
-        .try_get(0)
+    let row = c
+        .client
+        .query_one(&c.st.horizon, &[&c.st.writer_lock, &c.st.table])
+        .await
+        .inspect_err(|_| c.broken.store(true, Ordering::Relaxed))?;
+    row.try_get(0)
 }
 
 impl SnapshotStore for PostgresJournal {

@@ -111,7 +111,7 @@ const SCHEMA_LOCK: i64 = 0x6661_6374_756d;
 /// table's OID, so that schemas of one database do not wait for each other, as the
 /// `int4` the lock functions take (in `pg_locks`, `classid` shows it as the OID again).
 fn writer_lock(table_oid: u32) -> i32 {
-    i32::from_ne_bytes(table_oid.to_ne_bytes())
+    table_oid.cast_signed()
 }
 
 const SCHEMA: &str = "

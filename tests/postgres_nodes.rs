@@ -1,6 +1,7 @@
 //! Several processes on one Postgres database serving the same aggregates: two
 //! `Repository` instances, each with its own `PostgresJournal` (own connection pool), play
-//! the two nodes. Needs `FACTUM_TEST_POSTGRES` (skipped without it, except under `CI=true`).
+//! the two nodes, while a projection pages through `read_all` and must get every event
+//! once. Needs `FACTUM_TEST_POSTGRES` (skipped without it, except under `CI=true`).
 #![cfg(feature = "postgres")]
 
 mod support;
@@ -44,6 +45,31 @@ async fn sixteen_tasks_on_two_nodes(url: &str) {
     let schema = unique("factum_t_nodes");
     let nodes = [node(&url, &schema).await.0, node(&url, &schema).await.0];
 
+    // A projection pages through `read_all` while the nodes write, then to the end.
+    let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let projection = tokio::spawn({
+        let journal = node(&url, &schema).await.1;
+        let writing = std::sync::Arc::clone(&writing);
+        async move {
+            let (mut after, mut seen) = (0, Vec::new());
+            loop {
+                let done = !writing.load(std::sync::atomic::Ordering::SeqCst);
+                let page = journal.read_all(after, 25).await.expect("read_all");
+                for event in &page {
+                    assert!(event.position > after, "positions increase");
+                    after = event.position;
+                    seen.push((event.persistence_id.to_string(), event.sequence_nr));
+                }
+                if page.is_empty() {
+                    if done {
+                        return seen;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+    });
+
     let tasks: Vec<_> = (0..TASKS)
         .map(|task| {
             let repo = nodes[(task % 2) as usize].clone();
@@ -78,6 +104,18 @@ async fn sixteen_tasks_on_two_nodes(url: &str) {
             versions.entry(account).or_default().push(version);
         }
     }
+
+    writing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut seen = projection.await.expect("projection");
+    seen.sort();
+    let mut journal_events: Vec<(String, u64)> = expected
+        .iter()
+        .flat_map(|(account, &(_, count))| {
+            (1..=count).map(move |seq| (format!("account-{account}"), seq))
+        })
+        .collect();
+    journal_events.sort();
+    assert_eq!(seen, journal_events, "the projection got every event once");
 
     // A third node recovers every aggregate from the journal alone.
     let (fresh, journal) = node(&url, &schema).await;

@@ -73,7 +73,8 @@
 //! A read thus waits for the writes in progress, but holds no write back: a write that
 //! starts meanwhile takes a lock of its own process, which the read is not waiting for
 //! (or waits only for the instant the read holds it). Positions beyond the horizon are
-//! read by the next call.
+//! read by the next call. A read cannot wait for a writer that takes no writer lock: a
+//! process running an earlier version of factum, or rows inserted by hand.
 //!
 //! # Limits
 //!

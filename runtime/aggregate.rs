@@ -23,7 +23,9 @@ pub trait Aggregate: Default + Clone + Send + Sync + 'static {
     /// The events this aggregate emits and applies.
     type Event: Event;
     /// The domain error `handle` and `invariants` return; surfaces as `Error::Domain`.
-    type Error: Debug + Display + Send + Sync + 'static;
+    /// Only `Debug` is asked of it; `Error<Self::Error>` is `Display` and
+    /// `std::error::Error` (so `?` into a `Box<dyn Error>` works) when it is `Display`.
+    type Error: Debug + Send + Sync + 'static;
 
     /// The persistence-id category: the persistence id is `"{NAME}-{id}"`.
     const NAME: &'static str;

@@ -246,3 +246,39 @@ async fn a_command_without_clone_is_retried_after_a_lost_race() {
     let state = fresh.state(&"t".to_string()).await.unwrap();
     assert_eq!(state, (Tally { total: 6 }, 3));
 }
+
+// ---------------------------------------------------------------------------------------
+// A domain error that is only `Debug`.
+
+/// No `Display`: the aggregate compiles and its error comes back as `Error::Domain`; only
+/// turning `Error<Refused>` into a `Box<dyn std::error::Error>` would ask for `Display`.
+#[derive(Debug, PartialEq)]
+pub struct Refused;
+
+#[derive(Debug, Default, Clone)]
+pub struct Picky;
+
+#[aggregate]
+impl Picky {
+    fn handle(&self, cmd: Bump) -> Result<Bumped, Refused> {
+        if cmd.1 == 0 { Err(Refused) } else { Ok(Bumped) }
+    }
+
+    fn apply(&mut self, _: &Bumped) {}
+}
+
+#[tokio::test]
+async fn a_domain_error_needs_only_debug() {
+    let repository: Repository<Picky> = Repository::new(MemoryJournal::new());
+    assert!(matches!(
+        repository.send(Bump("p".into(), 0)).await,
+        Err(factum::Error::Domain(Refused))
+    ));
+    assert_eq!(
+        repository.send(Bump("p".into(), 1)).await.unwrap().version,
+        1
+    );
+    factum::TestFixture::<Picky>::given(vec![])
+        .when(Bump("p".into(), 0))
+        .then_expect_error(Refused);
+}

@@ -869,7 +869,7 @@ fn write_parts<'a>(
     let mut results = Vec::with_capacity(parts.len());
     for part in parts {
         let pid = &part.persistence_id;
-        if let Err(error) = check_values(part) {
+        if let Err(error) = check_values(part, MAX_ROW) {
             results.push(Err(error));
             continue;
         }
@@ -921,15 +921,43 @@ fn write_parts<'a>(
 }
 
 /// Checks the values of a part that SQLite cannot store (a sequence number above
-/// `i64::MAX`, a payload that is not UTF-8) before any of it is written, so that they fail
-/// that part alone rather than the transaction it shares with other aggregates' writes.
-fn check_values(part: &AtomicWrite) -> Result<(), JournalError> {
+/// `i64::MAX`, a payload that is not UTF-8, a row over [`MAX_ROW`] bytes) before any of it
+/// is written, so that they fail that part alone rather than the transaction it shares
+/// with other aggregates' writes.
+///
+/// `limit` is the largest row, [`MAX_ROW`] (smaller in tests).
+fn check_values(part: &AtomicWrite, limit: usize) -> Result<(), JournalError> {
     for event in &part.events {
         to_i64(event.sequence_nr, "sequence number")?;
-        payload_text(event)?;
+        let payload = payload_text(event)?;
+        // An upper bound of the row's size: its text values (a tag's JSON string at most
+        // six bytes a character, with quotes and a comma), and 64 bytes for the integers
+        // and the record's header.
+        let tags: usize = event.tags.iter().map(|tag| tag.len() * 6 + 3).sum();
+        let size = [
+            payload.len(),
+            event.manifest.len(),
+            event.command_id.as_deref().map_or(0, str::len),
+            event.writer_id.len(),
+            tags,
+            64,
+        ]
+        .into_iter()
+        .fold(0usize, usize::saturating_add);
+        if size > limit {
+            return Err(JournalError::Encode(format!(
+                "event {} of `{}` needs up to {size} bytes, more than SQLite stores in one row \
+                 ({limit})",
+                event.sequence_nr, event.persistence_id
+            )));
+        }
     }
     Ok(())
 }
+
+/// The largest string, BLOB or row the bundled SQLite stores (`SQLITE_MAX_LENGTH`, one
+/// billion bytes): a larger event row fails its statement, and with it the transaction.
+const MAX_ROW: usize = 1_000_000_000;
 
 /// Inserts a checked part into stream `id`, its events at the positions after `position`,
 /// and adds their tag index rows to the run's; returns the last position it gave. A
@@ -1563,6 +1591,26 @@ mod tests {
         }
         drop(journal);
         remove(&path);
+    }
+
+    /// A row larger than SQLite stores fails its own part: the bound is checked before
+    /// anything is written (here with a small bound; SQLite's own is a billion bytes).
+    #[test]
+    fn a_row_over_the_bound_is_refused_before_it_is_written() {
+        let mut event = part("big", 1, &[b'x'; 900]);
+        event.events[0].tags = Tags::fixed(&["t"]);
+        // 900 payload + 9 manifest + 4 writer + 9 tag + 64 = 986 bytes at most.
+        assert!(check_values(&event, 986).is_ok());
+        let refused = check_values(&event, 985).unwrap_err();
+        assert!(
+            matches!(&refused, JournalError::Encode(m) if m.contains("event 1 of `big`")
+                && m.contains("more than SQLite stores in one row")),
+            "{refused:?}"
+        );
+        assert_eq!(
+            MAX_ROW, 1_000_000_000,
+            "SQLITE_MAX_LENGTH of the bundled build"
+        );
     }
 
     /// The event insert binds again only the values that differ from the event before

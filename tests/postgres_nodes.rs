@@ -471,3 +471,60 @@ async fn never_skips(url: &str, other: Option<factum::AtomicWrite>) {
     }
     drop_schema(url, &schema).await;
 }
+
+/// A batch on the part-by-part path whose connection dies in the middle (here while a part
+/// is being inserted, so that rolling back to its savepoint fails too): every part fails,
+/// also the one written before in the same transaction, and nothing is in the journal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_whose_savepoint_cannot_be_rolled_back_fails_every_part() {
+    let Some(url) = postgres_url() else { return };
+    let schema = unique("factum_t_savepoint");
+    let journal = PostgresJournal::connect_with_schema(&url, &schema)
+        .await
+        .expect("connect");
+    let client = support::postgres_client(&url, &schema).await;
+    client
+        .batch_execute(
+            "CREATE FUNCTION hold() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 IF NEW.persistence_id = 'held' THEN PERFORM pg_advisory_xact_lock(4343); END IF; \
+                 RETURN NEW; \
+             END $$; \
+             CREATE TRIGGER hold BEFORE INSERT ON factum_events \
+                 FOR EACH ROW EXECUTE FUNCTION hold(); \
+             SELECT pg_advisory_lock(4343);",
+        )
+        .await
+        .unwrap();
+    // In persistence-id order: `a-ok` is written, `a-refused` (a NUL character, which
+    // also fails the batched statements) is refused on its own, `held` waits.
+    let mut refused = tagged_part("a-refused", 1);
+    refused.events[0].payload = b"\"\0\"".to_vec();
+    let batch = vec![tagged_part("held", 1), refused, tagged_part("a-ok", 1)];
+    let write = tokio::spawn({
+        let journal = journal.clone();
+        async move { journal.write(batch).await }
+    });
+    let waiting = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                   AND classid = 0 AND objid = 4343 AND objsubid = 1";
+    let mut pid = None;
+    for _ in 0..1000 {
+        if let Some(row) = client.query_opt(waiting, &[]).await.unwrap() {
+            pid = Some(row.get::<_, i32>(0));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let pid = pid.expect("the write is held in its third part");
+    client
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .unwrap();
+
+    let results = write.await.unwrap();
+    assert_eq!(results.len(), 3);
+    assert!(results.iter().all(Result::is_err), "{results:?}");
+    for pid in ["a-ok", "a-refused", "held"] {
+        assert_eq!(journal.highest_sequence_nr(pid).await.unwrap(), 0, "{pid}");
+    }
+    drop_schema(&url, &schema).await;
+}

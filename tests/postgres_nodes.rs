@@ -301,6 +301,24 @@ fn tagged_part(pid: &str, seq: u64) -> factum::AtomicWrite {
     }
 }
 
+/// Makes an insert of stream `held` wait, once its row has its position, until `client`
+/// releases the advisory lock `key` it takes here (a trigger waits for it).
+async fn hold_inserts_of_held(client: &tokio_postgres::Client, key: i64) {
+    client
+        .batch_execute(&format!(
+            "CREATE FUNCTION hold() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 IF NEW.persistence_id = 'held' THEN PERFORM pg_advisory_xact_lock({key}); \
+                 END IF; \
+                 RETURN NEW; \
+             END $$; \
+             CREATE TRIGGER hold BEFORE INSERT ON factum_events \
+                 FOR EACH ROW EXECUTE FUNCTION hold(); \
+             SELECT pg_advisory_lock({key});"
+        ))
+        .await
+        .unwrap();
+}
+
 /// Polls `sql` (a count) until it is at least 1, for at most ten seconds.
 async fn until_some(client: &tokio_postgres::Client, sql: &str, what: &str) {
     for _ in 0..1000 {
@@ -375,18 +393,7 @@ async fn never_skips(url: &str, other: Option<factum::AtomicWrite>) {
         .await
         .expect("connect");
     let client = support::postgres_client(url, &schema).await;
-    client
-        .batch_execute(
-            "CREATE FUNCTION hold() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
-                 IF NEW.persistence_id = 'held' THEN PERFORM pg_advisory_xact_lock(4242); END IF; \
-                 RETURN NEW; \
-             END $$; \
-             CREATE TRIGGER hold BEFORE INSERT ON factum_events \
-                 FOR EACH ROW EXECUTE FUNCTION hold(); \
-             SELECT pg_advisory_lock(4242);",
-        )
-        .await
-        .unwrap();
+    hold_inserts_of_held(&client, 4242).await;
 
     let held = tokio::spawn({
         let journal = journal.clone();
@@ -483,18 +490,7 @@ async fn a_batch_whose_savepoint_cannot_be_rolled_back_fails_every_part() {
         .await
         .expect("connect");
     let client = support::postgres_client(&url, &schema).await;
-    client
-        .batch_execute(
-            "CREATE FUNCTION hold() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
-                 IF NEW.persistence_id = 'held' THEN PERFORM pg_advisory_xact_lock(4343); END IF; \
-                 RETURN NEW; \
-             END $$; \
-             CREATE TRIGGER hold BEFORE INSERT ON factum_events \
-                 FOR EACH ROW EXECUTE FUNCTION hold(); \
-             SELECT pg_advisory_lock(4343);",
-        )
-        .await
-        .unwrap();
+    hold_inserts_of_held(&client, 4343).await;
     // In persistence-id order: `a-ok` is written, `a-refused` (a NUL character, which
     // also fails the batched statements) is refused on its own, `held` waits.
     let mut refused = tagged_part("a-refused", 1);

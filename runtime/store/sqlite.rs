@@ -72,7 +72,7 @@ use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use rusqlite::types::ValueRef;
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{
     CachedStatement, Connection, ErrorCode, Row, Statement, ToSql, TransactionBehavior, params,
     params_from_iter,
@@ -994,9 +994,9 @@ fn insert_part<'a>(
                 .raw_bind_parameter(5, event.version)
                 .map_err(backend)?;
         }
-        insert
-            .raw_bind_parameter(6, payload_text(event)?)
-            .map_err(backend)?;
+        // Bound as text without checking it again: `check_values` found it UTF-8.
+        let payload = ToSqlOutput::Borrowed(ValueRef::Text(&event.payload));
+        insert.raw_bind_parameter(6, payload).map_err(backend)?;
         if changed(|a, b| a.tags == b.tags) {
             insert
                 .raw_bind_parameter(7, tags_json(&event.tags))

@@ -319,41 +319,43 @@ async fn hold_inserts_of_held(client: &tokio_postgres::Client, key: i64) {
         .unwrap();
 }
 
-/// Polls `sql` (a count) until it is at least 1, for at most ten seconds.
-async fn until_some(client: &tokio_postgres::Client, sql: &str, what: &str) {
-    for _ in 0..1000 {
-        let n: i64 = client.query_one(sql, &[]).await.unwrap().get(0);
-        if n > 0 {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting until {what}");
+/// The pid of the session waiting for the test's advisory lock `key` (so holding a write
+/// of stream `held`), once there is one, for at most ten seconds.
+async fn held_by(client: &tokio_postgres::Client, key: i64) -> i32 {
+    let waiting = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                   AND classid = 0 AND objid = $1::int8::oid AND objsubid = 1";
+    poll("a write is held", async || {
+        let row = client.query_opt(waiting, &[&key]).await.unwrap();
+        row.map(|row| row.get::<_, i32>(0))
+    })
+    .await
 }
 
 /// Polls until `task` has finished or `sessions` sessions wait for an advisory lock other
-/// than the test's own, for at most ten seconds.
+/// than the test's own (4242), for at most ten seconds.
 async fn until_done_or_waiting<T>(
     client: &tokio_postgres::Client,
     task: &tokio::task::JoinHandle<T>,
     sessions: i64,
 ) {
+    let waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                   AND NOT (classid = 0 AND objid = 4242 AND objsubid = 1)";
+    poll("a task finishes or waits", async || {
+        let n: i64 = client.query_one(waiting, &[]).await.unwrap().get(0);
+        (task.is_finished() || n >= sessions).then_some(())
+    })
+    .await
+}
+
+/// Calls `f` every 10 ms until it answers, for at most ten seconds.
+async fn poll<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
     for _ in 0..1000 {
-        let waiting: i64 = client
-            .query_one(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
-                 AND NOT (classid = 0 AND objid = 4242 AND objsubid = 1)",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if task.is_finished() || waiting >= sessions {
-            return;
+        if let Some(answer) = f().await {
+            return answer;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    panic!("timed out waiting for a task to finish or wait");
+    panic!("timed out waiting until {what}");
 }
 
 /// A reader that pages through `read_all` or `read_tag` never skips an event: a write
@@ -402,13 +404,7 @@ async fn never_skips(url: &str, other: Option<factum::AtomicWrite>) {
             .collect();
         async move { journal.write(batch).await }
     });
-    until_some(
-        &client,
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
-         AND classid = 0 AND objid = 4242 AND objsubid = 1",
-        "the first write is held with its position drawn",
-    )
-    .await;
+    held_by(&client, 4242).await;
     let free = tokio::spawn({
         let journal = journal.clone();
         async move { journal.write(vec![tagged_part("free", 1)]).await }
@@ -500,17 +496,7 @@ async fn a_batch_whose_savepoint_cannot_be_rolled_back_fails_every_part() {
         let journal = journal.clone();
         async move { journal.write(batch).await }
     });
-    let waiting = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
-                   AND classid = 0 AND objid = 4343 AND objsubid = 1";
-    let mut pid = None;
-    for _ in 0..1000 {
-        if let Some(row) = client.query_opt(waiting, &[]).await.unwrap() {
-            pid = Some(row.get::<_, i32>(0));
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    let pid = pid.expect("the write is held in its third part");
+    let pid = held_by(&client, 4343).await;
     client
         .execute("SELECT pg_terminate_backend($1)", &[&pid])
         .await

@@ -263,7 +263,7 @@ ON CONFLICT (persistence_id) DO UPDATE
 /// transaction that held its writer lock from before that until it ended.
 ///
 /// The locks are session locks, released row by row: an error in between would leave one
-/// held, so a connection whose horizon failed is not reused ([`horizon`]).
+/// held, so a connection whose horizon failed is not reused ([`settled`]).
 const HORIZON: &str = "
 SELECT max(position) FROM factum_events
 WHERE (SELECT count(pg_advisory_unlock_shared($1, w.pid)) FROM (
@@ -1225,13 +1225,7 @@ impl Journal for PostgresJournal {
         Box::pin(async move {
             let (after, max) = (clamp_i64(after), limit(max));
             let rows = self
-                .with_conn(async |c| match horizon(c).await? {
-                    Some(horizon) => {
-                        let params: [&(dyn ToSql + Sync); 3] = [&after, &max, &horizon];
-                        c.client.query(&c.st.read_all, &params).await
-                    }
-                    None => Ok(Vec::new()),
-                })
+                .with_conn(async |c| settled(c, &c.st.read_all, &[&after, &max]).await)
                 .await?;
             event_records(rows)
         })
@@ -1246,28 +1240,33 @@ impl Journal for PostgresJournal {
         Box::pin(async move {
             let (after, max) = (clamp_i64(after), limit(max));
             let rows = self
-                .with_conn(async |c| match horizon(c).await? {
-                    Some(horizon) => {
-                        let params: [&(dyn ToSql + Sync); 4] = [&tag, &after, &max, &horizon];
-                        c.client.query(&c.st.read_tag, &params).await
-                    }
-                    None => Ok(Vec::new()),
-                })
+                .with_conn(async |c| settled(c, &c.st.read_tag, &[&tag, &after, &max]).await)
                 .await?;
             event_records(rows)
         })
     }
 }
 
-/// The highest position a read may return ([`HORIZON`]); `None` for an empty journal. A
-/// connection whose horizon failed may hold a session lock: it is not reused.
-async fn horizon(c: &Conn) -> Result<Option<i64>, tokio_postgres::Error> {
-    let row = c
+/// Runs a read, `statement` with `params` and the horizon as its last parameter: only
+/// settled positions ([`HORIZON`]; none for an empty journal). A connection whose horizon
+/// failed may hold a session lock: it is not reused.
+async fn settled(
+    c: &Conn,
+    statement: &Statement,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+    let horizon: Option<i64> = c
         .client
         .query_one(&c.st.horizon, &[&c.st.writer_lock, &c.st.table])
         .await
-        .inspect_err(|_| c.broken.store(true, Ordering::Relaxed))?;
-    row.try_get(0)
+        .inspect_err(|_| c.broken.store(true, Ordering::Relaxed))?
+        .try_get(0)?;
+    let Some(horizon) = horizon else {
+        return Ok(Vec::new());
+    };
+    let mut all = params.to_vec();
+    all.push(&horizon);
+    c.client.query(statement, &all).await
 }
 
 impl SnapshotStore for PostgresJournal {

@@ -331,15 +331,15 @@ async fn held_by(client: &tokio_postgres::Client, key: i64) -> i32 {
     .await
 }
 
-/// Polls until `task` has finished or `sessions` sessions wait for an advisory lock other
-/// than the test's own (4242), for at most ten seconds.
+/// Polls until `task` has finished or `sessions` sessions wait for a writer lock of this
+/// schema's events table (see `PostgresJournal`), for at most ten seconds.
 async fn until_done_or_waiting<T>(
     client: &tokio_postgres::Client,
     task: &tokio::task::JoinHandle<T>,
     sessions: i64,
 ) {
     let waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
-                   AND NOT (classid = 0 AND objid = 4242 AND objsubid = 1)";
+                   AND objsubid = 2 AND classid = 'factum_events'::regclass::oid";
     poll("a task finishes or waits", async || {
         let n: i64 = client.query_one(waiting, &[]).await.unwrap().get(0);
         (task.is_finished() || n >= sessions).then_some(())
@@ -367,7 +367,7 @@ async fn poll<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_never_skips_a_position_that_commits_late() {
     let Some(url) = postgres_url() else { return };
-    never_skips(&url, None).await;
+    never_skips(&url, 4242, None).await;
 }
 
 /// The same, the first write taking the batched path: another part of its batch does not
@@ -375,7 +375,7 @@ async fn a_reader_never_skips_a_position_that_commits_late() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_never_skips_a_late_position_of_the_batched_path() {
     let Some(url) = postgres_url() else { return };
-    never_skips(&url, Some(tagged_part("a-stale", 5))).await;
+    never_skips(&url, 4243, Some(tagged_part("a-stale", 5))).await;
 }
 
 /// The same, the first write taking the part-by-part path: another part of its batch has
@@ -385,17 +385,18 @@ async fn a_reader_never_skips_a_late_position_of_the_part_by_part_path() {
     let Some(url) = postgres_url() else { return };
     let mut refused = tagged_part("a-refused", 1);
     refused.events[0].payload = b"\"\0\"".to_vec();
-    never_skips(&url, Some(refused)).await;
+    never_skips(&url, 4244, Some(refused)).await;
 }
 
-/// `held` (with `other`, a part that fails, in its batch) is held while `free` is written.
-async fn never_skips(url: &str, other: Option<factum::AtomicWrite>) {
+/// `held` (with `other`, a part that fails, in its batch) is held while `free` is written;
+/// `key` is the test's own advisory lock (tests run at once on one database).
+async fn never_skips(url: &str, key: i64, other: Option<factum::AtomicWrite>) {
     let schema = unique("factum_t_order");
     let journal = PostgresJournal::connect_with_schema(url, &schema)
         .await
         .expect("connect");
     let client = support::postgres_client(url, &schema).await;
-    hold_inserts_of_held(&client, 4242).await;
+    hold_inserts_of_held(&client, key).await;
 
     let held = tokio::spawn({
         let journal = journal.clone();
@@ -404,7 +405,7 @@ async fn never_skips(url: &str, other: Option<factum::AtomicWrite>) {
             .collect();
         async move { journal.write(batch).await }
     });
-    held_by(&client, 4242).await;
+    held_by(&client, key).await;
     let free = tokio::spawn({
         let journal = journal.clone();
         async move { journal.write(vec![tagged_part("free", 1)]).await }
@@ -435,7 +436,7 @@ async fn never_skips(url: &str, other: Option<factum::AtomicWrite>) {
     .for_each(|result| result.expect("the third write"));
 
     client
-        .execute("SELECT pg_advisory_unlock(4242)", &[])
+        .execute("SELECT pg_advisory_unlock($1)", &[&key])
         .await
         .unwrap();
     let early_all = early_all.await.unwrap().unwrap();

@@ -22,27 +22,37 @@ pub(crate) struct Entry {
 
 /// A command id with its hash, computed once per command with a keyed hash
 /// ([`hash_id`](crate::hash::hash_id)), so that ids chosen by clients cannot be aimed at
-/// one index slot.
-#[derive(Debug, Clone)]
-pub(crate) struct CommandId {
+/// one index slot. It borrows the id: the window copies what it keeps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CommandId<'a> {
     hash: u64,
-    id: Arc<str>,
+    id: &'a str,
 }
 
-impl CommandId {
-    pub fn new(id: &str) -> Self {
-        Self::from_arc(Arc::from(id))
-    }
-
-    pub fn from_arc(id: Arc<str>) -> Self {
+impl<'a> CommandId<'a> {
+    pub fn new(id: &'a str) -> Self {
         CommandId {
             hash: hash_id(id.as_bytes()),
             id,
         }
     }
 
-    pub fn as_arc(&self) -> &Arc<str> {
-        &self.id
+    /// The id's hash, to make the same [`CommandId`] again with [`CommandId::hashed`] once
+    /// the id has moved (the gateway's copy for the journal, after `handle` took the
+    /// command).
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// A command id whose hash was taken before: `hash` must be [`CommandId::hash`] of the
+    /// same bytes.
+    pub fn hashed(hash: u64, id: &'a str) -> Self {
+        debug_assert_eq!(hash, hash_id(id.as_bytes()), "the hash of these bytes");
+        CommandId { hash, id }
+    }
+
+    pub fn as_str(&self) -> &'a str {
+        self.id
     }
 }
 
@@ -77,30 +87,23 @@ impl Item {
     }
 }
 
-/// An index slot: an item's index key and position. Empty when `position` is
-/// [`Slot::EMPTY`]; positions stay below it (see [`Ring::push`]).
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    key: u32,
-    position: u32,
-}
+/// An empty index slot. Slots hold an item's position; positions stay below this (see
+/// [`Ring::push`]).
+const EMPTY: u32 = u32::MAX;
 
-impl Slot {
-    const EMPTY: u32 = u32::MAX;
-    const VACANT: Slot = Slot {
-        key: 0,
-        position: Slot::EMPTY,
-    };
-}
+/// How many index slots, at least, per live item: a table at most an eighth full, so that
+/// nearly every lookup of a new id ends at an empty home slot, and the walks of an insert
+/// and an eviction are a slot or two.
+const SPARSENESS: usize = 8;
 
 /// The last N recorded commands, oldest first, and an index from hash to position.
 ///
-/// The index is an open-addressing table with linear probing, at most half full, whose
-/// slots hold an item's index key and position; a removed slot is filled by shifting its
-/// chain back, so that no tombstones build up. Each command costs one hash (in
-/// [`CommandId`]), one probe on lookup, one on insert and, once the window is full, one on
-/// eviction. Ids whose keys collide share a probe chain and are told apart by their full
-/// hash and bytes.
+/// The index is an open-addressing table with linear probing, at most an eighth full,
+/// whose slots hold an item's position (4 bytes; the item holds the hash); a removed slot
+/// is filled by shifting its chain back, so that no tombstones build up. Each command
+/// costs one hash (in [`CommandId`]), one probe on lookup, one on insert and, once the
+/// window is full, one on eviction. Ids whose keys collide share a probe chain and are
+/// told apart by their full hash and bytes.
 #[derive(Debug, Default)]
 struct Ring {
     items: VecDeque<Item>,
@@ -112,12 +115,13 @@ struct Ring {
     evicted: usize,
     /// The byte count, modulo 2^32, of `bytes[0]`.
     bytes_base: u32,
-    /// A power of two long (or empty), never more than half full.
-    table: Vec<Slot>,
+    /// A power of two long (or empty), never more than an eighth full: positions, or
+    /// [`EMPTY`].
+    table: Vec<u32>,
 }
 
 impl Ring {
-    pub fn get(&self, command_id: &CommandId) -> Option<Entry> {
+    pub fn get(&self, command_id: CommandId<'_>) -> Option<Entry> {
         let (_, position) = self.find(command_id)?;
         self.item(position).map(Item::entry)
     }
@@ -138,9 +142,16 @@ impl Ring {
         key as usize & (self.table.len() - 1)
     }
 
+    /// The home slot of the item at `position`.
+    fn home_of(&self, position: u32) -> usize {
+        self.item(position)
+            .map_or(0, |item| self.home(key(item.hash)))
+    }
+
     /// The occupied slots of `key`'s probe chain, from its home up to the first empty slot
-    /// (there always is one: the table is never more than half full).
-    fn chain(&self, key: u32) -> impl Iterator<Item = (usize, Slot)> + '_ {
+    /// (there always is one: the table is never more than an eighth full), with the
+    /// position each holds.
+    fn chain(&self, key: u32) -> impl Iterator<Item = (usize, u32)> + '_ {
         let mask = self.table.len().wrapping_sub(1);
         let mut at = if self.table.is_empty() {
             0
@@ -148,33 +159,29 @@ impl Ring {
             self.home(key)
         };
         std::iter::from_fn(move || {
-            let slot = *self.table.get(at)?;
-            if slot.position == Slot::EMPTY {
+            let position = *self.table.get(at)?;
+            if position == EMPTY {
                 return None;
             }
             let here = at;
             at = (at + 1) & mask;
-            Some((here, slot))
+            Some((here, position))
         })
     }
 
     /// The index slot and position of the live item for `command_id`.
-    fn find(&self, command_id: &CommandId) -> Option<(usize, u32)> {
-        let key = key(command_id.hash);
-        self.chain(key)
-            .find(|&(_, slot)| {
-                slot.key == key
-                    && self.item(slot.position).is_some_and(|item| {
-                        item.hash == command_id.hash && self.id_of(item) == command_id.id.as_bytes()
-                    })
+    fn find(&self, command_id: CommandId<'_>) -> Option<(usize, u32)> {
+        self.chain(key(command_id.hash)).find(|&(_, position)| {
+            self.item(position).is_some_and(|item| {
+                item.hash == command_id.hash && self.id_of(item) == command_id.id.as_bytes()
             })
-            .map(|(at, slot)| (at, slot.position))
+        })
     }
 
     /// Records a command. An event-sourced stream can record the same command id over
     /// several events; those extend the newest entry instead of adding one. A reused id
     /// supersedes the older command.
-    pub fn record(&mut self, command_id: &CommandId, entry: Entry, capacity: usize) {
+    pub fn record(&mut self, command_id: CommandId<'_>, entry: Entry, capacity: usize) {
         if capacity == 0 {
             return;
         }
@@ -197,9 +204,10 @@ impl Ring {
     }
 
     /// Records a command that [`get`](Ring::get) just did not find (the gateway looks an
-    /// id up before `handle` and records it after the commit, with the window in its hands
-    /// throughout): one probe fewer than [`record`](Ring::record).
-    pub fn record_new(&mut self, command_id: &CommandId, entry: Entry, capacity: usize) {
+    /// id up before `handle` and records it once the events are encoded, with the window
+    /// in its hands throughout; if the write then fails, the whole window is thrown away
+    /// with the aggregate's state): one probe fewer than [`record`](Ring::record).
+    pub fn record_new(&mut self, command_id: CommandId<'_>, entry: Entry, capacity: usize) {
         if capacity == 0 {
             return;
         }
@@ -207,18 +215,18 @@ impl Ring {
         self.push(command_id, entry, capacity);
     }
 
-    fn push(&mut self, command_id: &CommandId, entry: Entry, capacity: usize) {
+    fn push(&mut self, command_id: CommandId<'_>, entry: Entry, capacity: usize) {
         // Make room first, so that the ring never outgrows `capacity` items.
         while self.items.len() >= capacity {
             self.evict_oldest();
         }
-        // Positions stay below `Slot::EMPTY`: renumber from 0 once in 2^32 commands.
-        if u64::from(self.base) + self.items.len() as u64 >= u64::from(Slot::EMPTY) {
+        // Positions stay below `EMPTY`: renumber from 0 once in 2^32 commands.
+        if u64::from(self.base) + self.items.len() as u64 >= u64::from(EMPTY) {
             self.base = 0;
             self.reindex(self.table.len());
         }
-        if (self.items.len() + 1) * 2 > self.table.len() {
-            self.reindex(((self.items.len() + 1) * 2).next_power_of_two().max(8));
+        if (self.items.len() + 1) * SPARSENESS > self.table.len() {
+            self.reindex(((self.items.len() + 1) * SPARSENESS).next_power_of_two());
         }
         let position = self.base.wrapping_add(self.items.len() as u32);
         self.index(key(command_id.hash), position);
@@ -238,16 +246,19 @@ impl Ring {
         let Some(item) = self.items.pop_front() else {
             return;
         };
+        let position = self.base;
+        // The remaining items keep their positions: `base` moves on before the index is
+        // mended, since mending it looks them up.
+        self.base = self.base.wrapping_add(1);
         if !item.dead {
             let slot = self
                 .chain(key(item.hash))
-                .find(|&(_, slot)| slot.position == self.base);
+                .find(|&(_, held)| held == position);
             debug_assert!(slot.is_some(), "a live item is indexed");
             if let Some((at, _)) = slot {
                 self.unindex(at);
             }
         }
-        self.base = self.base.wrapping_add(1);
         self.evicted += item.len as usize;
         // Drop evicted bytes once they are half the buffer: each byte is moved at most
         // once per byte evicted before it.
@@ -262,10 +273,10 @@ impl Ring {
     fn index(&mut self, key: u32, position: u32) {
         let mask = self.table.len() - 1;
         let mut at = self.home(key);
-        while self.table[at].position != Slot::EMPTY {
+        while self.table[at] != EMPTY {
             at = (at + 1) & mask;
         }
-        self.table[at] = Slot { key, position };
+        self.table[at] = position;
     }
 
     /// Empties slot `at`, moving later slots of the chain back so that every slot stays
@@ -274,26 +285,26 @@ impl Ring {
         let mask = self.table.len() - 1;
         let mut next = (at + 1) & mask;
         loop {
-            let slot = self.table[next];
-            if slot.position == Slot::EMPTY {
+            let position = self.table[next];
+            if position == EMPTY {
                 break;
             }
-            // `slot` may move to `at` unless its home lies after `at`, up to `next`.
-            let from_home = next.wrapping_sub(self.home(slot.key)) & mask;
+            // `position` may move to `at` unless its home lies after `at`, up to `next`.
+            let from_home = next.wrapping_sub(self.home_of(position)) & mask;
             let from_hole = next.wrapping_sub(at) & mask;
             if from_home >= from_hole {
-                self.table[at] = slot;
+                self.table[at] = position;
                 at = next;
             }
             next = (next + 1) & mask;
         }
-        self.table[at] = Slot::VACANT;
+        self.table[at] = EMPTY;
     }
 
     /// Rebuilds the index with `len` slots from the live items.
     fn reindex(&mut self, len: usize) {
         self.table.clear();
-        self.table.resize(len, Slot::VACANT);
+        self.table.resize(len, EMPTY);
         for offset in 0..self.items.len() {
             let item = &self.items[offset];
             if !item.dead {
@@ -322,12 +333,12 @@ impl Ring {
 pub(crate) struct Window(Option<Box<Ring>>);
 
 impl Window {
-    pub fn get(&self, command_id: &CommandId) -> Option<Entry> {
+    pub fn get(&self, command_id: CommandId<'_>) -> Option<Entry> {
         self.0.as_ref()?.get(command_id)
     }
 
     /// See [`Ring::record`].
-    pub fn record(&mut self, command_id: &CommandId, entry: Entry, capacity: usize) {
+    pub fn record(&mut self, command_id: CommandId<'_>, entry: Entry, capacity: usize) {
         if capacity > 0 {
             self.0
                 .get_or_insert_default()
@@ -336,7 +347,7 @@ impl Window {
     }
 
     /// See [`Ring::record_new`].
-    pub fn record_new(&mut self, command_id: &CommandId, entry: Entry, capacity: usize) {
+    pub fn record_new(&mut self, command_id: CommandId<'_>, entry: Entry, capacity: usize) {
         if capacity > 0 {
             self.0
                 .get_or_insert_default()
@@ -355,7 +366,7 @@ impl Window {
     pub fn from_list(list: Vec<(Arc<str>, Entry)>, capacity: usize) -> Self {
         let mut window = Window::default();
         for (id, entry) in list {
-            window.record(&CommandId::from_arc(id), entry, capacity);
+            window.record(CommandId::new(&id), entry, capacity);
         }
         window
     }
@@ -365,7 +376,7 @@ impl Window {
 mod tests {
     use super::*;
 
-    fn id(s: &str) -> CommandId {
+    fn id(s: &str) -> CommandId<'_> {
         CommandId::new(s)
     }
 
@@ -374,7 +385,7 @@ mod tests {
         let mut w = Window::default();
         for i in 1..=5u64 {
             w.record(
-                &id(&format!("c{i}")),
+                id(&format!("c{i}")),
                 Entry {
                     version: i,
                     count: 1,
@@ -382,17 +393,17 @@ mod tests {
                 3,
             );
         }
-        assert_eq!(w.get(&id("c1")), None);
-        assert_eq!(w.get(&id("c2")), None);
+        assert_eq!(w.get(id("c1")), None);
+        assert_eq!(w.get(id("c2")), None);
         assert_eq!(
-            w.get(&id("c3")),
+            w.get(id("c3")),
             Some(Entry {
                 version: 3,
                 count: 1
             })
         );
         assert_eq!(
-            w.get(&id("c5")),
+            w.get(id("c5")),
             Some(Entry {
                 version: 5,
                 count: 1
@@ -405,7 +416,7 @@ mod tests {
     fn consecutive_events_of_one_command_extend_its_entry() {
         let mut w = Window::default();
         w.record(
-            &id("a"),
+            id("a"),
             Entry {
                 version: 1,
                 count: 1,
@@ -413,7 +424,7 @@ mod tests {
             8,
         );
         w.record(
-            &id("a"),
+            id("a"),
             Entry {
                 version: 2,
                 count: 1,
@@ -421,7 +432,7 @@ mod tests {
             8,
         );
         assert_eq!(
-            w.get(&id("a")),
+            w.get(id("a")),
             Some(Entry {
                 version: 2,
                 count: 2
@@ -433,21 +444,21 @@ mod tests {
     fn zero_capacity_records_nothing() {
         let mut w = Window::default();
         w.record(
-            &id("a"),
+            id("a"),
             Entry {
                 version: 1,
                 count: 1,
             },
             0,
         );
-        assert_eq!(w.get(&id("a")), None);
+        assert_eq!(w.get(id("a")), None);
     }
 
     #[test]
     fn round_trips_through_a_list() {
         let mut w = Window::default();
         w.record(
-            &id("a"),
+            id("a"),
             Entry {
                 version: 1,
                 count: 1,
@@ -455,7 +466,7 @@ mod tests {
             8,
         );
         w.record(
-            &id("b"),
+            id("b"),
             Entry {
                 version: 3,
                 count: 2,
@@ -468,10 +479,9 @@ mod tests {
 
     #[test]
     fn ids_with_one_hash_stay_apart() {
-        let forged = |s: &str| CommandId {
-            hash: 7,
-            id: Arc::from(s),
-        };
+        fn forged(s: &str) -> CommandId<'_> {
+            CommandId { hash: 7, id: s }
+        }
         let mut w = Window::default();
         let a = Entry {
             version: 1,
@@ -481,22 +491,22 @@ mod tests {
             version: 2,
             count: 1,
         };
-        w.record(&forged("a"), a, 8);
-        w.record(&forged("b"), b, 8);
-        assert_eq!(w.get(&forged("a")), Some(a));
-        assert_eq!(w.get(&forged("b")), Some(b));
-        assert_eq!(w.get(&forged("c")), None);
+        w.record(forged("a"), a, 8);
+        w.record(forged("b"), b, 8);
+        assert_eq!(w.get(forged("a")), Some(a));
+        assert_eq!(w.get(forged("b")), Some(b));
+        assert_eq!(w.get(forged("c")), None);
         // Evicting one leaves the other.
         w.record(
-            &forged("c"),
+            forged("c"),
             Entry {
                 version: 3,
                 count: 1,
             },
             2,
         );
-        assert_eq!(w.get(&forged("a")), None);
-        assert_eq!(w.get(&forged("b")), Some(b));
+        assert_eq!(w.get(forged("a")), None);
+        assert_eq!(w.get(forged("b")), Some(b));
     }
 
     #[test]
@@ -550,11 +560,11 @@ mod tests {
         };
         let mut w = Window(Some(Box::new(ring)));
         for v in 1..=20 {
-            w.record(&id(&format!("c{v}")), entry(v), 4);
+            w.record(id(&format!("c{v}")), entry(v), 4);
             for seen in 1..=v {
                 let expected = (seen + 4 > v).then(|| entry(seen));
                 assert_eq!(
-                    w.get(&id(&format!("c{seen}"))),
+                    w.get(id(&format!("c{seen}"))),
                     expected,
                     "c{seen} after c{v}"
                 );
@@ -593,14 +603,14 @@ mod tests {
             }
         }
         let ids: Vec<String> = (0..12).map(|i| format!("id-{i}")).collect();
-        let forged = |s: &str| CommandId {
+        fn forged(s: &str) -> CommandId<'_> {
             // Three index keys for twelve ids, and within a key two full hashes.
-            hash: {
-                let sum = s.bytes().map(u64::from).sum::<u64>();
-                sum % 3 + ((sum % 2) << 32)
-            },
-            id: Arc::from(s),
-        };
+            let sum = s.bytes().map(u64::from).sum::<u64>();
+            CommandId {
+                hash: sum % 3 + ((sum % 2) << 32),
+                id: s,
+            }
+        }
         let mut seed = 0x2545_f491_4f6c_dd1d_u64;
         let mut next = move |n: u64| {
             seed ^= seed << 13;
@@ -623,26 +633,23 @@ mod tests {
                 let count = next(3) as u32;
                 version += u64::from(count);
                 let entry = Entry { version, count };
-                if window.get(&forged(id)).is_none() && next(2) == 0 {
-                    window.record_new(&forged(id), entry, capacity);
+                if window.get(forged(id)).is_none() && next(2) == 0 {
+                    window.record_new(forged(id), entry, capacity);
                 } else {
-                    window.record(&forged(id), entry, capacity);
+                    window.record(forged(id), entry, capacity);
                 }
                 model.record(id, entry, capacity);
                 for id in &ids {
                     let expected = model.find(id).map(|at| model.items[at].1);
-                    assert_eq!(window.get(&forged(id)), expected, "{id}");
+                    assert_eq!(window.get(forged(id)), expected, "{id}");
                 }
                 let ring = window.0.as_deref().expect("recorded");
                 assert_eq!(ring.items.len(), model.items.len());
                 assert!(fixed == 0 || ring.items.len() <= capacity);
-                let indexed = ring
-                    .table
-                    .iter()
-                    .filter(|slot| slot.position != Slot::EMPTY);
+                let indexed = ring.table.iter().filter(|&&position| position != EMPTY);
                 let live = ring.items.iter().filter(|item| !item.dead).count();
                 assert_eq!(indexed.count(), live);
-                assert!(live * 2 <= ring.table.len());
+                assert!(live * SPARSENESS <= ring.table.len());
             }
             let listed: Vec<(String, Entry)> = window
                 .to_list()

@@ -127,7 +127,7 @@ async fn replay<A: Aggregate>(
                     count: 1,
                 };
                 live.window
-                    .record(&CommandId::from_arc(Arc::clone(command_id)), entry, window);
+                    .record(CommandId::new(command_id), entry, window);
             }
         };
         let count = inner

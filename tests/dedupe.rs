@@ -44,6 +44,35 @@ async fn a_repeat_returns_all_events_of_a_multi_event_command() {
     assert_eq!(again.events.len(), 2);
 }
 
+/// Every event of a command carries its id into the journal, so that after a restart a
+/// repeat gets the whole receipt, not only its last event.
+#[tokio::test]
+async fn a_multi_event_command_is_a_repeat_after_a_restart() {
+    let journal = MemoryJournal::new();
+    let first = {
+        let repo: Repository<Counter> = Repository::new(journal.clone());
+        repo.send(add("a", 1)).await.unwrap();
+        repo.send(add("a", 0).op(Op::AddTwice(3)).with_id("twice"))
+            .await
+            .unwrap()
+    };
+    let ids: Vec<Option<String>> = stored(&journal, "counter-a")
+        .await
+        .iter()
+        .map(|record| record.command_id.as_deref().map(str::to_owned))
+        .collect();
+    assert_eq!(ids, [None, Some("twice".into()), Some("twice".into())]);
+    let repo: Repository<Counter> = Repository::new(journal.clone());
+    let before = handled();
+    let again = repo
+        .send(add("a", 0).op(Op::AddTwice(3)).with_id("twice"))
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    assert_eq!(again.events.len(), 2);
+    assert_eq!(handled(), before, "handle ran for a repeat after restart");
+}
+
 #[tokio::test]
 async fn a_failed_command_is_not_remembered() {
     let repo: Repository<Counter> = Repository::new(MemoryJournal::new());

@@ -465,7 +465,7 @@ impl<A: Aggregate> Inner<A> {
         let command_id = command.command_id().map(CommandId::new);
         if let Some(id) = &command_id
             && self.config.dedupe_window > 0
-            && let Some(entry) = live.window.get(id)
+            && let Some(entry) = live.window.get(*id)
         {
             *cell = Some(live);
             return Outcome::Done(self.cached_receipt(pid, entry).await);
@@ -489,6 +489,11 @@ impl<A: Aggregate> Inner<A> {
             _ => None,
         };
 
+        // The id's copy for the journal, made while the command still holds the id; the
+        // window records it once the events are encoded (see below).
+        let id_hash = command_id.map(|id| id.hash());
+        let stored_id: Option<Arc<str>> = command_id.map(|id| Arc::from(id.as_str()));
+
         // Handle.
         let events = match live.state.handle(command) {
             Ok(events) => events,
@@ -498,12 +503,16 @@ impl<A: Aggregate> Inner<A> {
             }
         };
         if events.is_empty() {
-            if let Some(id) = &command_id {
+            if let (Some(hash), Some(stored)) = (id_hash, &stored_id) {
                 let entry = Entry {
                     version: live.version,
                     count: 0,
                 };
-                live.window.record_new(id, entry, self.config.dedupe_window);
+                live.window.record_new(
+                    CommandId::hashed(hash, stored),
+                    entry,
+                    self.config.dedupe_window,
+                );
             }
             let version = live.version;
             *cell = Some(live);
@@ -511,7 +520,7 @@ impl<A: Aggregate> Inner<A> {
         }
 
         // Encode before anything changes, so that an encoding failure changes nothing.
-        let records = match self.encode(pid, live.version, &events, command_id.as_ref()) {
+        let records = match self.encode(pid, live.version, &events, stored_id) {
             Ok(records) => records,
             Err(source) => {
                 *cell = Some(live);
@@ -522,9 +531,26 @@ impl<A: Aggregate> Inner<A> {
             }
         };
 
+        // From here on, every exit but success throws `live` away (the next command
+        // recovers from the journal), so the window can take the command now, from the
+        // id the last record holds.
+        let before = live.version;
+        if let Some(hash) = id_hash
+            && let Some(stored) = records.last().and_then(|r| r.command_id.as_deref())
+        {
+            let entry = Entry {
+                version: before + events.len() as u64,
+                count: u32::try_from(events.len()).unwrap_or(u32::MAX),
+            };
+            live.window.record_new(
+                CommandId::hashed(hash, stored),
+                entry,
+                self.config.dedupe_window,
+            );
+        }
+
         // Apply, then check invariants on the new state. A violation leaves the slot empty:
         // the applied state is thrown away and rebuilt from the journal.
-        let before = live.version;
         for event in &events {
             live.state.apply(event);
         }
@@ -572,13 +598,6 @@ impl<A: Aggregate> Inner<A> {
 
         // Durable: memory now agrees with the journal.
         live.version = before + events.len() as u64;
-        if let Some(id) = &command_id {
-            let entry = Entry {
-                version: live.version,
-                count: u32::try_from(events.len()).unwrap_or(u32::MAX),
-            };
-            live.window.record_new(id, entry, self.config.dedupe_window);
-        }
         self.publish(pid, before, &events);
         if let Some(every) = self.config.snapshot_every
             && before / every != live.version / every
@@ -595,13 +614,16 @@ impl<A: Aggregate> Inner<A> {
         pid: &Arc<str>,
         version: u64,
         events: &[A::Event],
-        command_id: Option<&CommandId>,
+        command_id: Option<Arc<str>>,
     ) -> Result<Vec<EventRecord>, JournalError> {
         let timestamp = now_millis();
         let mut sequence_nr = version;
+        let mut command_id = command_id;
+        let last = events.len().saturating_sub(1);
         events
             .iter()
-            .map(|event| {
+            .enumerate()
+            .map(|(i, event)| {
                 sequence_nr = sequence_nr.checked_add(1).ok_or_else(|| {
                     JournalError::Encode(format!("`{pid}` has no sequence numbers left"))
                 })?;
@@ -614,7 +636,12 @@ impl<A: Aggregate> Inner<A> {
                         .encode()
                         .map_err(|e| JournalError::Encode(e.to_string()))?,
                     tags: event.tags(),
-                    command_id: command_id.map(|id| Arc::clone(id.as_arc())),
+                    // The last event takes the id itself; earlier ones share it.
+                    command_id: if i == last {
+                        command_id.take()
+                    } else {
+                        command_id.clone()
+                    },
                     timestamp,
                     writer_id: Arc::clone(&self.writer_id),
                     position: 0,

@@ -221,7 +221,7 @@ impl Inner {
                         version: e.version,
                         payload: e.payload.into_bytes(),
                         tags: Tags::owned(e.tags),
-                        command_id: e.command_id.map(Arc::from),
+                        command_id: e.command_id.map(String::into_boxed_str),
                         timestamp: e.timestamp,
                         writer_id: Arc::from(e.writer_id),
                         position: e.position,

@@ -492,7 +492,7 @@ impl<A: Aggregate> Inner<A> {
         // The id's copy for the journal, made while the command still holds the id; the
         // window records it once the events are encoded (see below).
         let id_hash = command_id.map(|id| id.hash());
-        let stored_id: Option<Arc<str>> = command_id.map(|id| Arc::from(id.as_str()));
+        let stored_id: Option<Box<str>> = command_id.map(|id| Box::from(id.as_str()));
 
         // Handle.
         let events = match live.state.handle(command) {
@@ -614,7 +614,7 @@ impl<A: Aggregate> Inner<A> {
         pid: &Arc<str>,
         version: u64,
         events: &[A::Event],
-        command_id: Option<Arc<str>>,
+        command_id: Option<Box<str>>,
     ) -> Result<Vec<EventRecord>, JournalError> {
         let timestamp = now_millis();
         let mut sequence_nr = version;
@@ -636,7 +636,7 @@ impl<A: Aggregate> Inner<A> {
                         .encode()
                         .map_err(|e| JournalError::Encode(e.to_string()))?,
                     tags: event.tags(),
-                    // The last event takes the id itself; earlier ones share it.
+                    // The last event takes the id itself; earlier ones get copies.
                     command_id: if i == last {
                         command_id.take()
                     } else {

@@ -40,7 +40,9 @@ pub struct EventRecord {
     /// Tags, for reading by tag.
     pub tags: Tags,
     /// The id of the command that produced it, when it had one (rebuilds the dedupe window).
-    pub command_id: Option<Arc<str>>,
+    /// Each event of a command holds a copy of its own: a `Box<str>` is one allocation of
+    /// the id's length and no reference count, the size of the id the client sent.
+    pub command_id: Option<Box<str>>,
     /// Milliseconds since the Unix epoch when it was written.
     pub timestamp: u64,
     /// Which repository instance wrote it.

@@ -731,7 +731,7 @@ fn event_record(row: &Row) -> Result<EventRecord, JournalError> {
         version: to_u32(version, "version", &persistence_id, raw_seq)?,
         payload: payload.into_bytes(),
         tags: crate::codec::Tags::owned(tags),
-        command_id: command_id.map(Arc::from),
+        command_id: command_id.map(String::into_boxed_str),
         timestamp: to_u64(timestamp, "timestamp", &persistence_id, raw_seq)?,
         writer_id: Arc::from(writer_id),
         position: to_u64(position, "position", &persistence_id, raw_seq)?,

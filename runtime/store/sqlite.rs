@@ -1195,13 +1195,13 @@ fn event_record(row: &Row<'_>) -> Result<EventRecord, JournalError> {
     let command_id = match get(7)? {
         ValueRef::Null => None,
         ValueRef::Text(id) | ValueRef::Blob(id) => {
-            Some(Arc::from(std::str::from_utf8(id).map_err(|_| {
+            Some(Box::from(std::str::from_utf8(id).map_err(|_| {
                 corrupt(format!(
                     "corrupt row {raw_seq} of `{persistence_id}`: its command id is not UTF-8"
                 ))
             })?))
         }
-        value => Some(Arc::from(text(value))),
+        value => Some(Box::from(text(value))),
     };
     Ok(EventRecord {
         sequence_nr,
@@ -1627,7 +1627,7 @@ mod tests {
             |e| e.manifest = "Withdrawn".into(),
             |e| e.version = 2,
             |e| e.tags = Tags::owned(vec!["t".into()]),
-            |e| e.command_id = Some(Arc::from("cmd-1")),
+            |e| e.command_id = Some("cmd-1".into()),
             |e| e.writer_id = Arc::from("other"),
             |e| e.timestamp = 9,
         ];

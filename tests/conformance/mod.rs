@@ -597,11 +597,11 @@ pub async fn tags_and_command_ids_round_trip(f: &impl Factory) {
     let j = f.journal().await;
     let mut p = part("t", 1..=4);
     p.events[0].tags = Tags::fixed(&["red", "blue"]);
-    p.events[0].command_id = Some(Arc::from("cmd-1"));
+    p.events[0].command_id = Some("cmd-1".into());
     p.events[1].tags = Tags::owned(vec!["blue".into(), "ünï cødé 🎨".into()]);
-    p.events[1].command_id = Some(Arc::from("cmd-1"));
+    p.events[1].command_id = Some("cmd-1".into());
     p.events[2].tags = Tags::with_owned(&["red"], vec!["green".into()]);
-    p.events[3].command_id = Some(Arc::from("'; DROP TABLE x; --"));
+    p.events[3].command_id = Some("'; DROP TABLE x; --".into());
     p.events[3].manifest = "renamed-thing".into();
     p.events[3].version = 7;
     p.events[3].writer_id = Arc::from("node-b");
@@ -832,7 +832,7 @@ pub async fn schema_survives_reopen(f: &impl Factory) {
     let j = f.journal().await;
     let mut p = part("r", 1..=3);
     p.events[1].tags = Tags::fixed(&["kept"]);
-    p.events[1].command_id = Some(Arc::from("c"));
+    p.events[1].command_id = Some("c".into());
     write_one(&j, p).await.unwrap();
     let before = j.read_all(0, 100).await.unwrap();
     let s = f.snapshots().await;

@@ -503,17 +503,11 @@ impl<A: Aggregate> Inner<A> {
             }
         };
         if events.is_empty() {
-            if let (Some(hash), Some(stored)) = (id_hash, &stored_id) {
-                let entry = Entry {
-                    version: live.version,
-                    count: 0,
-                };
-                live.window.record_new(
-                    CommandId::hashed(hash, stored),
-                    entry,
-                    self.config.dedupe_window,
-                );
-            }
+            let entry = Entry {
+                version: live.version,
+                count: 0,
+            };
+            self.remember(&mut live, id_hash, stored_id.as_deref(), entry);
             let version = live.version;
             *cell = Some(live);
             return Outcome::Done(Ok(Receipt { events, version }));
@@ -535,19 +529,12 @@ impl<A: Aggregate> Inner<A> {
         // recovers from the journal), so the window can take the command now, from the
         // id the last record holds.
         let before = live.version;
-        if let Some(hash) = id_hash
-            && let Some(stored) = records.last().and_then(|r| r.command_id.as_deref())
-        {
-            let entry = Entry {
-                version: before + events.len() as u64,
-                count: u32::try_from(events.len()).unwrap_or(u32::MAX),
-            };
-            live.window.record_new(
-                CommandId::hashed(hash, stored),
-                entry,
-                self.config.dedupe_window,
-            );
-        }
+        let entry = Entry {
+            version: before + events.len() as u64,
+            count: u32::try_from(events.len()).unwrap_or(u32::MAX),
+        };
+        let stored = records.last().and_then(|r| r.command_id.as_deref());
+        self.remember(&mut live, id_hash, stored, entry);
 
         // Apply, then check invariants on the new state. A violation leaves the slot empty:
         // the applied state is thrown away and rebuilt from the journal.
@@ -679,6 +666,19 @@ impl<A: Aggregate> Inner<A> {
                     event: event.clone(),
                 });
             }
+        }
+    }
+
+    /// Puts a command that the window did not find into it, by the hash taken before
+    /// `handle` and the copy of its id that outlived the command (none for a command
+    /// without an id).
+    fn remember(&self, live: &mut Live<A>, hash: Option<u64>, id: Option<&str>, entry: Entry) {
+        if let (Some(hash), Some(id)) = (hash, id) {
+            live.window.record_new(
+                CommandId::hashed(hash, id),
+                entry,
+                self.config.dedupe_window,
+            );
         }
     }
 

@@ -50,10 +50,6 @@ impl<'a> CommandId<'a> {
         debug_assert_eq!(hash, hash_id(id.as_bytes()), "the hash of these bytes");
         CommandId { hash, id }
     }
-
-    pub fn as_str(&self) -> &'a str {
-        self.id
-    }
 }
 
 /// The index key of a hash: its low 32 bits. Two ids sharing them are told apart by

@@ -107,12 +107,29 @@ async fn the_window_keeps_the_last_n_ids() {
 
 #[tokio::test]
 async fn a_window_of_zero_disables_deduplication() {
-    let repo: Repository<Counter> = Repository::builder(MemoryJournal::new())
+    let journal = MemoryJournal::new();
+    let repo: Repository<Counter> = Repository::builder(journal.clone())
         .dedupe_window(0)
         .build();
     repo.send(add("a", 1).with_id("r")).await.unwrap();
     assert_eq!(
         repo.send(add("a", 1).with_id("r")).await.unwrap().version,
+        2
+    );
+    // The ids are still stored with the events: a repository with a window finds them.
+    let ids: Vec<_> = stored(&journal, "counter-a")
+        .await
+        .into_iter()
+        .map(|record| record.command_id)
+        .collect();
+    assert_eq!(ids, [Some("r".into()), Some("r".into())]);
+    let windowed: Repository<Counter> = Repository::new(journal);
+    assert_eq!(
+        windowed
+            .send(add("a", 1).with_id("r"))
+            .await
+            .unwrap()
+            .version,
         2
     );
 }

@@ -461,10 +461,13 @@ impl<A: Aggregate> Inner<A> {
             },
         };
 
-        // Dedupe: a repeat gets the first receipt; `handle` does not run.
-        let command_id = command.command_id().map(CommandId::new);
+        // Dedupe: a repeat gets the first receipt; `handle` does not run. With the window
+        // off, the id is only copied into the records, never hashed.
+        let raw_id = command.command_id();
+        let command_id = raw_id
+            .filter(|_| self.config.dedupe_window > 0)
+            .map(CommandId::new);
         if let Some(id) = &command_id
-            && self.config.dedupe_window > 0
             && let Some(entry) = live.window.get(*id)
         {
             *cell = Some(live);
@@ -492,7 +495,7 @@ impl<A: Aggregate> Inner<A> {
         // The id's copy for the journal, made while the command still holds the id; the
         // window records it once the events are encoded (see below).
         let id_hash = command_id.map(|id| id.hash());
-        let stored_id: Option<Box<str>> = command_id.map(|id| Box::from(id.as_str()));
+        let stored_id: Option<Box<str>> = raw_id.map(Box::from);
 
         // Handle.
         let events = match live.state.handle(command) {
@@ -670,8 +673,8 @@ impl<A: Aggregate> Inner<A> {
     }
 
     /// Puts a command that the window did not find into it, by the hash taken before
-    /// `handle` and the copy of its id that outlived the command (none for a command
-    /// without an id).
+    /// `handle` and the copy of its id that outlived the command (no hash for a command
+    /// without an id, or with the window off).
     fn remember(&self, live: &mut Live<A>, hash: Option<u64>, id: Option<&str>, entry: Entry) {
         if let (Some(hash), Some(id)) = (hash, id) {
             live.window.record_new(

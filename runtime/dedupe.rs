@@ -6,7 +6,6 @@
 //! ..= version`) and are read back on the rare repeat. Lookups and inserts are O(1), and a
 //! command id is hashed once per command ([`CommandId`]), not once per map operation.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -59,9 +58,9 @@ fn key(hash: u64) -> u32 {
 }
 
 /// One recorded command, 32 bytes. Its id's bytes are in [`Ring::bytes`], not behind a
-/// pointer of its own: evicting the oldest command touches only the fronts of the ring
-/// and the byte buffer, and one index slot.
-#[derive(Debug)]
+/// pointer of its own: evicting the oldest command touches only the ring's counters and
+/// the byte buffer's.
+#[derive(Debug, Default, Clone, Copy)]
 struct Item {
     hash: u64,
     version: u64,
@@ -70,7 +69,7 @@ struct Item {
     /// recorded, modulo 2^32 (the buffer never holds 4 GiB).
     start: u32,
     len: u32,
-    /// Superseded by a newer command with the same id; no longer in the index.
+    /// Superseded by a newer command with the same id: lookups pass it by.
     dead: bool,
 }
 
@@ -87,43 +86,60 @@ impl Item {
 /// [`Ring::push`]).
 const EMPTY: u32 = u32::MAX;
 
-/// How many index slots, at least, per live item: a table at most an eighth full, so that
-/// nearly every lookup of a new id ends at an empty home slot, and the walks of an insert
-/// and an eviction are a slot or two.
+/// How many index slots, at least, per live item: the live items fill at most an eighth
+/// of the table, so that nearly every lookup of a new id ends at its empty home slot.
 const SPARSENESS: usize = 8;
+
+/// The table is rebuilt from the live items once this share of it (one slot in
+/// `REBUILD_AT`) is taken, by live items or evicted ones.
+const REBUILD_AT: usize = 4;
 
 /// The last N recorded commands, oldest first, and an index from hash to position.
 ///
-/// The index is an open-addressing table with linear probing, at most an eighth full,
-/// whose slots hold an item's position (4 bytes; the item holds the hash); a removed slot
-/// is filled by shifting its chain back, so that no tombstones build up. Each command
-/// costs one hash (in [`CommandId`]), one probe on lookup, one on insert and, once the
-/// window is full, one on eviction. Ids whose keys collide share a probe chain and are
-/// told apart by their full hash and bytes.
+/// Items are numbered in the order they were recorded (their position, modulo 2^32) and
+/// kept in a ring whose length is a power of two, so that an item is at its position
+/// masked. The index is an open-addressing table with linear probing whose slots hold an
+/// item's position (4 bytes; the item holds the hash). Evicting the oldest command only
+/// moves the ring's start: its slot stays in the table, and lookups pass it by, since
+/// its position is no longer in the ring. Once a quarter of the table is taken, it is
+/// rebuilt from the live items, in one sequential pass over them. So each command costs
+/// one hash (in [`CommandId`]), one probe on lookup and one on insert, and nothing in the
+/// table on eviction. Ids whose keys collide share a probe chain and are told apart by
+/// their full hash and bytes.
 #[derive(Debug, Default)]
 struct Ring {
-    items: VecDeque<Item>,
-    /// The position of `items[0]`: items are numbered in the order they were recorded.
+    /// A power of two long (or empty): the item at position `p` is at `p & (len - 1)`.
+    items: Vec<Item>,
+    /// The position of the oldest item.
     base: u32,
-    /// The ids of `items`, back to back, in the same order, after `evicted` bytes of
+    /// How many items the ring holds, from `base` on.
+    live: u32,
+    /// The ids of the items, back to back, in the same order, after `evicted` bytes of
     /// evicted ones that are dropped in bulk once they are half the buffer.
     bytes: Vec<u8>,
     evicted: usize,
     /// The byte count, modulo 2^32, of `bytes[0]`.
     bytes_base: u32,
-    /// A power of two long (or empty), never more than an eighth full: positions, or
-    /// [`EMPTY`].
+    /// A power of two long (or empty): positions, or [`EMPTY`].
     table: Vec<u32>,
+    /// The slots of `table` that are not [`EMPTY`].
+    taken: usize,
 }
 
 impl Ring {
     pub fn get(&self, command_id: CommandId<'_>) -> Option<Entry> {
-        let (_, position) = self.find(command_id)?;
+        let position = self.find(command_id)?;
         self.item(position).map(Item::entry)
     }
 
+    /// The item at `position`, if it is still in the ring.
     fn item(&self, position: u32) -> Option<&Item> {
-        self.items.get(position.wrapping_sub(self.base) as usize)
+        if position.wrapping_sub(self.base) < self.live {
+            self.items
+                .get(position as usize & self.items.len().wrapping_sub(1))
+        } else {
+            None
+        }
     }
 
     /// The bytes of `item`'s id.
@@ -134,44 +150,26 @@ impl Ring {
             .unwrap_or_default()
     }
 
-    fn home(&self, key: u32) -> usize {
-        key as usize & (self.table.len() - 1)
-    }
-
-    /// The home slot of the item at `position`.
-    fn home_of(&self, position: u32) -> usize {
-        self.item(position)
-            .map_or(0, |item| self.home(key(item.hash)))
-    }
-
-    /// The occupied slots of `key`'s probe chain, from its home up to the first empty slot
-    /// (there always is one: the table is never more than an eighth full), with the
-    /// position each holds.
-    fn chain(&self, key: u32) -> impl Iterator<Item = (usize, u32)> + '_ {
+    /// The position of the live item for `command_id`: its key's probe chain is walked
+    /// from its home up to the first empty slot (there always is one: the table is never
+    /// more than a quarter full).
+    fn find(&self, command_id: CommandId<'_>) -> Option<u32> {
         let mask = self.table.len().wrapping_sub(1);
-        let mut at = if self.table.is_empty() {
-            0
-        } else {
-            self.home(key)
-        };
-        std::iter::from_fn(move || {
+        let mut at = key(command_id.hash) as usize & mask;
+        loop {
             let position = *self.table.get(at)?;
             if position == EMPTY {
                 return None;
             }
-            let here = at;
+            if let Some(item) = self.item(position)
+                && item.hash == command_id.hash
+                && !item.dead
+                && self.id_of(item) == command_id.id.as_bytes()
+            {
+                return Some(position);
+            }
             at = (at + 1) & mask;
-            Some((here, position))
-        })
-    }
-
-    /// The index slot and position of the live item for `command_id`.
-    fn find(&self, command_id: CommandId<'_>) -> Option<(usize, u32)> {
-        self.chain(key(command_id.hash)).find(|&(_, position)| {
-            self.item(position).is_some_and(|item| {
-                item.hash == command_id.hash && self.id_of(item) == command_id.id.as_bytes()
-            })
-        })
+        }
     }
 
     /// Records a command. An event-sourced stream can record the same command id over
@@ -181,10 +179,10 @@ impl Ring {
         if capacity == 0 {
             return;
         }
-        if let Some((at, position)) = self.find(command_id) {
-            let offset = position.wrapping_sub(self.base) as usize;
-            let newest = offset + 1 == self.items.len();
-            let item = &mut self.items[offset];
+        if let Some(position) = self.find(command_id) {
+            let newest = position.wrapping_add(1) == self.base.wrapping_add(self.live);
+            let mask = self.items.len() - 1;
+            let item = &mut self.items[position as usize & mask];
             if newest
                 && item.version.checked_add(u64::from(entry.count)) == Some(entry.version)
                 && let Some(count) = item.count.checked_add(entry.count)
@@ -194,7 +192,6 @@ impl Ring {
                 return;
             }
             item.dead = true;
-            self.unindex(at);
         }
         self.push(command_id, entry, capacity);
     }
@@ -213,49 +210,49 @@ impl Ring {
 
     fn push(&mut self, command_id: CommandId<'_>, entry: Entry, capacity: usize) {
         // Make room first, so that the ring never outgrows `capacity` items.
-        while self.items.len() >= capacity {
+        while self.live as usize >= capacity {
             self.evict_oldest();
         }
         // Positions stay below `EMPTY`: renumber from 0 once in 2^32 commands.
-        if u64::from(self.base) + self.items.len() as u64 >= u64::from(EMPTY) {
-            self.base = 0;
+        if u64::from(self.base) + u64::from(self.live) >= u64::from(EMPTY) {
+            self.renumber();
+        }
+        if self.live as usize == self.items.len() {
+            self.grow();
+        }
+        let live = self.live as usize + 1;
+        if live * SPARSENESS > self.table.len() {
+            self.reindex((live * SPARSENESS).next_power_of_two());
+        } else if (self.taken + 1) * REBUILD_AT > self.table.len() {
             self.reindex(self.table.len());
         }
-        if (self.items.len() + 1) * SPARSENESS > self.table.len() {
-            self.reindex(((self.items.len() + 1) * SPARSENESS).next_power_of_two());
-        }
-        let position = self.base.wrapping_add(self.items.len() as u32);
+        let position = self.base.wrapping_add(self.live);
         self.index(key(command_id.hash), position);
         let bytes = command_id.id.as_bytes();
-        self.items.push_back(Item {
+        let mask = self.items.len() - 1;
+        self.items[position as usize & mask] = Item {
             hash: command_id.hash,
             version: entry.version,
             count: entry.count,
             start: self.bytes_base.wrapping_add(self.bytes.len() as u32),
             len: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
             dead: false,
-        });
+        };
+        self.live += 1;
         self.bytes.extend_from_slice(bytes);
     }
 
+    /// Drops the oldest item. Its index slot stays until the next rebuild: lookups pass
+    /// it by, as its position is no longer in the ring.
     fn evict_oldest(&mut self) {
-        let Some(item) = self.items.pop_front() else {
+        if self.live == 0 {
             return;
-        };
-        let position = self.base;
-        // The remaining items keep their positions: `base` moves on before the index is
-        // mended, since mending it looks them up.
-        self.base = self.base.wrapping_add(1);
-        if !item.dead {
-            let slot = self
-                .chain(key(item.hash))
-                .find(|&(_, held)| held == position);
-            debug_assert!(slot.is_some(), "a live item is indexed");
-            if let Some((at, _)) = slot {
-                self.unindex(at);
-            }
         }
-        self.evicted += item.len as usize;
+        let mask = self.items.len() - 1;
+        let len = self.items[self.base as usize & mask].len;
+        self.base = self.base.wrapping_add(1);
+        self.live -= 1;
+        self.evicted += len as usize;
         // Drop evicted bytes once they are half the buffer: each byte is moved at most
         // once per byte evicted before it.
         if self.evicted * 2 >= self.bytes.len() {
@@ -265,55 +262,60 @@ impl Ring {
         }
     }
 
+    /// Doubles the ring, each item moving to its position masked anew.
+    fn grow(&mut self) {
+        let len = (self.items.len() * 2).max(4);
+        let mut items = vec![Item::default(); len];
+        for offset in 0..self.live {
+            let position = self.base.wrapping_add(offset);
+            items[position as usize & (len - 1)] =
+                self.items[position as usize & (self.items.len() - 1)];
+        }
+        self.items = items;
+    }
+
+    /// Numbers the items from 0 again, and rebuilds the index with their new positions.
+    fn renumber(&mut self) {
+        let mask = self.items.len().wrapping_sub(1);
+        let mut items = vec![Item::default(); self.items.len()];
+        for offset in 0..self.live {
+            items[offset as usize] = self.items[self.base.wrapping_add(offset) as usize & mask];
+        }
+        self.items = items;
+        self.base = 0;
+        self.reindex(self.table.len());
+    }
+
     /// Puts `position` in the first empty slot of `key`'s chain.
     fn index(&mut self, key: u32, position: u32) {
         let mask = self.table.len() - 1;
-        let mut at = self.home(key);
+        let mut at = key as usize & mask;
         while self.table[at] != EMPTY {
             at = (at + 1) & mask;
         }
         self.table[at] = position;
-    }
-
-    /// Empties slot `at`, moving later slots of the chain back so that every slot stays
-    /// reachable from its home without tombstones.
-    fn unindex(&mut self, mut at: usize) {
-        let mask = self.table.len() - 1;
-        let mut next = (at + 1) & mask;
-        loop {
-            let position = self.table[next];
-            if position == EMPTY {
-                break;
-            }
-            // `position` may move to `at` unless its home lies after `at`, up to `next`.
-            let from_home = next.wrapping_sub(self.home_of(position)) & mask;
-            let from_hole = next.wrapping_sub(at) & mask;
-            if from_home >= from_hole {
-                self.table[at] = position;
-                at = next;
-            }
-            next = (next + 1) & mask;
-        }
-        self.table[at] = EMPTY;
+        self.taken += 1;
     }
 
     /// Rebuilds the index with `len` slots from the live items.
     fn reindex(&mut self, len: usize) {
         self.table.clear();
         self.table.resize(len, EMPTY);
-        for offset in 0..self.items.len() {
-            let item = &self.items[offset];
+        self.taken = 0;
+        let mask = self.items.len().wrapping_sub(1);
+        for offset in 0..self.live {
+            let position = self.base.wrapping_add(offset);
+            let item = self.items[position as usize & mask];
             if !item.dead {
-                let (key, position) = (key(item.hash), self.base.wrapping_add(offset as u32));
-                self.index(key, position);
+                self.index(key(item.hash), position);
             }
         }
     }
 
-    /// The entries, oldest first, for a snapshot.
+    /// The live entries, oldest first, for a snapshot.
     pub fn to_list(&self) -> Vec<(Arc<str>, Entry)> {
-        self.items
-            .iter()
+        (0..self.live)
+            .filter_map(|offset| self.item(self.base.wrapping_add(offset)))
             .filter(|item| !item.dead)
             .filter_map(|item| {
                 let id = std::str::from_utf8(self.id_of(item)).ok()?;
@@ -640,12 +642,23 @@ mod tests {
                     assert_eq!(window.get(forged(id)), expected, "{id}");
                 }
                 let ring = window.0.as_deref().expect("recorded");
-                assert_eq!(ring.items.len(), model.items.len());
-                assert!(fixed == 0 || ring.items.len() <= capacity);
-                let indexed = ring.table.iter().filter(|&&position| position != EMPTY);
-                let live = ring.items.iter().filter(|item| !item.dead).count();
+                assert_eq!(ring.live as usize, model.items.len());
+                assert!(fixed == 0 || ring.live as usize <= capacity);
+                // Every live item is indexed once; evicted and superseded ones may keep
+                // their slots until the next rebuild, which comes before a quarter of
+                // the table is taken.
+                let taken = ring.table.iter().filter(|&&position| position != EMPTY);
+                let indexed = taken
+                    .clone()
+                    .filter(|&&position| ring.item(position).is_some_and(|item| !item.dead));
+                let live = (0..ring.live)
+                    .filter_map(|offset| ring.item(ring.base.wrapping_add(offset)))
+                    .filter(|item| !item.dead)
+                    .count();
                 assert_eq!(indexed.count(), live);
+                assert_eq!(taken.count(), ring.taken);
                 assert!(live * SPARSENESS <= ring.table.len());
+                assert!(ring.taken * REBUILD_AT <= ring.table.len());
             }
             let listed: Vec<(String, Entry)> = window
                 .to_list()

@@ -114,10 +114,11 @@ struct Ring {
     base: u32,
     /// How many items the ring holds, from `base` on.
     live: u32,
-    /// The ids of the items, back to back, in the same order, after `evicted` bytes of
-    /// evicted ones that are dropped in bulk once they are half the buffer.
+    /// The ids of the items, back to back, in the same order, after those of evicted
+    /// items, which are dropped in bulk (see [`Ring::trim`]).
     bytes: Vec<u8>,
-    evicted: usize,
+    /// The length of `bytes` at which [`Ring::trim`] next looks at it.
+    trim_at: usize,
     /// The byte count, modulo 2^32, of `bytes[0]`.
     bytes_base: u32,
     /// A power of two long (or empty): positions, or [`EMPTY`].
@@ -239,26 +240,35 @@ impl Ring {
             dead: false,
         };
         self.live += 1;
+        if self.bytes.len() >= self.trim_at {
+            self.trim();
+        }
         self.bytes.extend_from_slice(bytes);
     }
 
-    /// Drops the oldest item. Its index slot stays until the next rebuild: lookups pass
-    /// it by, as its position is no longer in the ring.
-    fn evict_oldest(&mut self) {
-        if self.live == 0 {
-            return;
+    /// Drops the bytes of evicted items once they are half the buffer or more, and looks
+    /// again when the buffer has doubled: each byte is moved at most once per byte
+    /// evicted before it, and evicting an item reads nothing.
+    fn trim(&mut self) {
+        let evicted = match self.item(self.base) {
+            Some(oldest) => oldest.start.wrapping_sub(self.bytes_base) as usize,
+            None => self.bytes.len(),
         }
-        let mask = self.items.len() - 1;
-        let len = self.items[self.base as usize & mask].len;
-        self.base = self.base.wrapping_add(1);
-        self.live -= 1;
-        self.evicted += len as usize;
-        // Drop evicted bytes once they are half the buffer: each byte is moved at most
-        // once per byte evicted before it.
-        if self.evicted * 2 >= self.bytes.len() {
-            self.bytes.drain(..self.evicted.min(self.bytes.len()));
-            self.bytes_base = self.bytes_base.wrapping_add(self.evicted as u32);
-            self.evicted = 0;
+        .min(self.bytes.len());
+        if evicted * 2 >= self.bytes.len() {
+            self.bytes.drain(..evicted);
+            self.bytes_base = self.bytes_base.wrapping_add(evicted as u32);
+        }
+        self.trim_at = (self.bytes.len() * 2).max(64);
+    }
+
+    /// Drops the oldest item, reading nothing: its index slot stays until the next
+    /// rebuild (lookups pass it by, as its position is no longer in the ring), and its
+    /// id's bytes until the next [`trim`](Ring::trim).
+    fn evict_oldest(&mut self) {
+        if self.live > 0 {
+            self.base = self.base.wrapping_add(1);
+            self.live -= 1;
         }
     }
 
@@ -544,6 +554,38 @@ mod tests {
             homes[key(hash_id(format!("req-{i}").as_bytes())) as usize & 8191] += 1;
         }
         assert!(homes.iter().all(|&n| n <= 12), "{:?}", homes.iter().max());
+    }
+
+    /// Evicted ids' bytes are dropped in bulk: the buffer stays within a small multiple
+    /// of what the live ids take.
+    #[test]
+    fn evicted_ids_bytes_are_dropped() {
+        let mut w = Window::default();
+        for v in 1..=100_000u64 {
+            w.record_new(
+                id(&format!("command-{v}")),
+                Entry {
+                    version: v,
+                    count: 1,
+                },
+                8,
+            );
+            let ring = w.0.as_deref().expect("recorded");
+            assert!(
+                ring.bytes.len() <= 4 * 8 * 14 + 64 + 14,
+                "{}",
+                ring.bytes.len()
+            );
+        }
+        assert_eq!(w.to_list().len(), 8);
+        assert_eq!(
+            w.get(id("command-99993")),
+            Some(Entry {
+                version: 99_993,
+                count: 1
+            })
+        );
+        assert_eq!(w.get(id("command-99992")), None);
     }
 
     /// Positions and byte counts are kept modulo 2^32: a window that has seen billions of

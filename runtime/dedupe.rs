@@ -3,8 +3,9 @@
 //!
 //! A receipt is the events a command wrote and the version after it, so an entry only
 //! keeps `(version, count)`: the events themselves are in the journal (`version - count + 1
-//! ..= version`) and are read back on the rare repeat. Lookups and inserts are O(1), and a
-//! command id is hashed once per command ([`CommandId`]), not once per map operation.
+//! ..= version`) and are read back on the rare repeat. Lookups, inserts and evictions are
+//! O(1) (evictions amortized: see [`Ring`]), and a command id is hashed once per command
+//! ([`CommandId`]), not once per map operation.
 
 use std::sync::Arc;
 
@@ -20,7 +21,7 @@ pub(crate) struct Entry {
 }
 
 /// A command id with its hash, computed once per command with a keyed hash
-/// ([`hash_id`](crate::hash::hash_id)), so that ids chosen by clients cannot be aimed at
+/// ([`hash_id`]), so that ids chosen by clients cannot be aimed at
 /// one index slot. It borrows the id: the window copies what it keeps.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CommandId<'a> {
@@ -58,8 +59,7 @@ fn key(hash: u64) -> u32 {
 }
 
 /// One recorded command, 32 bytes. Its id's bytes are in [`Ring::bytes`], not behind a
-/// pointer of its own: evicting the oldest command touches only the ring's counters and
-/// the byte buffer's.
+/// pointer of its own, so that nothing is freed when it is evicted.
 #[derive(Debug, Default, Clone, Copy)]
 struct Item {
     hash: u64,

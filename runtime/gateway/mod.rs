@@ -532,8 +532,9 @@ impl<A: Aggregate> Inner<A> {
         // recovers from the journal), so the window can take the command now, from the
         // id the last record holds.
         let before = live.version;
+        let after = before + events.len() as u64;
         let entry = Entry {
-            version: before + events.len() as u64,
+            version: after,
             count: u32::try_from(events.len()).unwrap_or(u32::MAX),
         };
         let stored = records.last().and_then(|r| r.command_id.as_deref());
@@ -587,7 +588,7 @@ impl<A: Aggregate> Inner<A> {
         }
 
         // Durable: memory now agrees with the journal.
-        live.version = before + events.len() as u64;
+        live.version = after;
         self.publish(pid, before, &events);
         if let Some(every) = self.config.snapshot_every
             && before / every != live.version / every
@@ -604,11 +605,10 @@ impl<A: Aggregate> Inner<A> {
         pid: &Arc<str>,
         version: u64,
         events: &[A::Event],
-        command_id: Option<Box<str>>,
+        mut command_id: Option<Box<str>>,
     ) -> Result<Vec<EventRecord>, JournalError> {
         let timestamp = now_millis();
         let mut sequence_nr = version;
-        let mut command_id = command_id;
         let last = events.len().saturating_sub(1);
         events
             .iter()

@@ -78,14 +78,17 @@ mod sqlite {
     use std::path::PathBuf;
 
     /// Each check gets its own database file.
-    struct Sqlite {
+    pub(super) struct Sqlite {
         path: PathBuf,
+        /// The stream index's batch ([`factum::SqliteBuilder::index_batch`]).
+        index_batch: usize,
     }
 
     impl Sqlite {
-        fn new() -> Self {
+        pub(super) fn new(index_batch: usize) -> Self {
             Sqlite {
                 path: sqlite_path("conformance"),
+                index_batch,
             }
         }
     }
@@ -94,10 +97,18 @@ mod sqlite {
         type J = SqliteJournal;
         type S = SqliteJournal;
         async fn journal(&self) -> SqliteJournal {
-            SqliteJournal::open(&self.path).await.expect("open")
+            SqliteJournal::builder(&self.path)
+                .index_batch(self.index_batch)
+                .open()
+                .await
+                .expect("open")
         }
         async fn reopen(&self, journal: &SqliteJournal) -> SqliteJournal {
-            SqliteJournal::open(journal.path()).await.expect("reopen")
+            SqliteJournal::builder(journal.path())
+                .index_batch(self.index_batch)
+                .open()
+                .await
+                .expect("reopen")
         }
         async fn snapshots(&self) -> SqliteJournal {
             self.journal().await
@@ -110,7 +121,17 @@ mod sqlite {
         }
     }
 
-    crate::conformance_suite!(Some(Sqlite::new()));
+    // The default batch: in these checks every event stays unmerged, found by position.
+    crate::conformance_suite!(Some(Sqlite::new(8192)));
+
+    /// The same checks with the stream index merged every two events, so that reads and
+    /// checks meet streams whose events are part merged, part not.
+    mod merged {
+        use super::super::conformance;
+        use super::Sqlite;
+
+        crate::conformance_suite!(Some(Sqlite::new(2)));
+    }
 }
 
 #[cfg(feature = "postgres")]

@@ -5,7 +5,7 @@
 //!
 //! The file is in WAL mode with `synchronous = FULL`: a write is acknowledged only after
 //! it is in the fsynced log, so it survives a crash or a power loss. Its tables (schema
-//! version 2, kept in `PRAGMA user_version`, created on open; a version 1 file is
+//! version 3, kept in `PRAGMA user_version`, created on open; a version 1 or 2 file is
 //! migrated in the transaction that opens it):
 //!
 //! - `factum_streams (id, persistence_id, highest)`: one row per stream, its integer `id`
@@ -13,20 +13,40 @@
 //!   persistence id's text); `highest` is the stream's highest sequence number when its
 //!   events were last deleted, so that deleting never lowers it (a stream's highest is
 //!   the larger of this and its newest event's);
-//! - `factum_events`: one row per event: `position` (the global order), `stream`,
-//!   `sequence_nr` (unique together), `manifest`, `version`, `payload` (JSON text), `tags`
-//!   (a JSON array), `command_id`, `timestamp` (milliseconds since the Unix epoch) and
-//!   `writer_id`;
-//! - `factum_positions (highest)`: one row, the highest position when the newest events
-//!   were deleted. Positions are never given twice: the writer numbers events after the
-//!   larger of this and the newest event's (an `AUTOINCREMENT` key would do the same at
-//!   the cost of a table update per insert);
+//! - `factum_events`: one row per event, keyed by `position` (the global order): `stream`,
+//!   `sequence_nr`, `manifest`, `version`, `payload` (JSON text), `tags` (a JSON array),
+//!   `command_id`, `timestamp` (milliseconds since the Unix epoch) and `writer_id`;
+//! - `factum_stream_index (stream, sequence_nr, position)`: the index for reading a
+//!   stream, which lags the journal (see "The stream index" below);
+//! - `factum_positions (highest, merged)`: one row: the highest position when the newest
+//!   events were deleted, and the last position merged into the stream index. Positions
+//!   are never given twice: the writer numbers events after the larger of `highest` and
+//!   the newest event's (an `AUTOINCREMENT` key would do the same at the cost of a table
+//!   update per insert);
 //! - `factum_event_tags (tag, position)`: the index for reading by tag;
 //! - `factum_snapshots (persistence_id, sequence_nr, version, payload, timestamp)`;
 //! - the view `factum_journal`: the events with their persistence ids.
 //!
 //! So `sqlite3 bank.db "select persistence_id, sequence_nr, manifest, payload from
 //! factum_journal"` shows the events.
+//!
+//! # The stream index
+//!
+//! A commit appends its events at the end of `factum_events` and touches no index keyed
+//! by stream: with many streams, each command would otherwise dirty an index page of its
+//! own, and a commit's log grow with the index (D1 in BENCHMARKS.md). The writer merges
+//! the events into `factum_stream_index` once [`SqliteBuilder::index_batch`] of them
+//! (8,192 by default) are unmerged, in one sorted pass in a transaction of its own, and
+//! records the last merged position in `factum_positions.merged`.
+//!
+//! Reads stay exact. Each connection (the writer's and each reader thread's) keeps the
+//! events after the last merge by stream, catching up on those written since it last
+//! looked by reading the events after the last position it saw (positions only grow). A
+//! stream's read takes, in one read transaction, the merge position, its merged events
+//! from the index and its later ones by position. The writer checks each part against
+//! its stream's highest number in the index and in what it keeps, which it brings up to
+//! date at the start of a transaction whenever another connection wrote (`PRAGMA
+//! data_version`); the write lock keeps that check true until the commit.
 //!
 //! # Prepared statements
 //!
@@ -44,8 +64,8 @@
 //! fsync), so the gateway hands it each aggregate's write as soon as it is ready
 //! ([`Journal::groups_writes`]). Each aggregate's part is checked against its stream's
 //! highest number before any of it is written (the transaction holds the write lock, so
-//! the check stays true): a part whose sequence numbers are taken is refused alone as a
-//! [`JournalError::Conflict`]; the others commit. The writer remembers the id and highest
+//! the check stays true; see "The stream index" above): a part whose sequence numbers
+//! are taken is refused alone as a [`JournalError::Conflict`]; the others commit. The writer remembers the id and highest
 //! number of the streams it wrote lately and the last position it gave, so that checking
 //! and numbering a part costs no query, and forgets them all when `PRAGMA data_version`
 //! shows that another connection wrote to the file, or when a transaction fails. A part
@@ -65,6 +85,7 @@
 //! aggregates recovered after a restart by 64 tasks at once came back 2.6 times as fast
 //! (BENCHMARKS.md, the cold start).
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -74,8 +95,8 @@ use std::time::Duration;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{
-    CachedStatement, Connection, ErrorCode, Row, Statement, ToSql, TransactionBehavior, params,
-    params_from_iter,
+    CachedStatement, Connection, ErrorCode, OptionalExtension, Row, Statement, ToSql,
+    TransactionBehavior, params, params_from_iter,
 };
 use tokio::sync::oneshot;
 
@@ -89,9 +110,9 @@ use super::{
     AtomicWrite, BoxFuture, EventRecord, Journal, JournalError, SnapshotRecord, SnapshotStore,
 };
 
-/// The schema version this code writes and reads (`PRAGMA user_version`). Version 1 files
-/// are migrated on open.
-const SCHEMA_VERSION: i64 = 2;
+/// The schema version this code writes and reads (`PRAGMA user_version`). Version 1 and 2
+/// files are migrated on open.
+const SCHEMA_VERSION: i64 = 3;
 
 /// How long a connection waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -120,11 +141,17 @@ CREATE TABLE IF NOT EXISTS factum_events (
     tags        TEXT    NOT NULL DEFAULT '[]',
     command_id  TEXT,
     timestamp   INTEGER NOT NULL,
-    writer_id   TEXT    NOT NULL,
-    UNIQUE (stream, sequence_nr)
+    writer_id   TEXT    NOT NULL
 );
+CREATE TABLE IF NOT EXISTS factum_stream_index (
+    stream      INTEGER NOT NULL,
+    sequence_nr INTEGER NOT NULL,
+    position    INTEGER NOT NULL,
+    PRIMARY KEY (stream, sequence_nr)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS factum_positions (
-    highest INTEGER NOT NULL
+    highest INTEGER NOT NULL,
+    merged  INTEGER NOT NULL DEFAULT 0
 );
 INSERT INTO factum_positions (highest) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM factum_positions);
 CREATE TABLE IF NOT EXISTS factum_event_tags (
@@ -171,6 +198,45 @@ DROP TABLE factum_events_v1;
 DROP TABLE factum_streams_v1;
 ";
 
+/// From schema version 2 (`factum_events` with a `UNIQUE (stream, sequence_nr)` key) to
+/// 3 (the events table alone, and [`factum_stream_index`](SCHEMA) merged in batches), in
+/// the transaction that opens the file. The view goes first, since it names the table
+/// that is renamed; [`SCHEMA`] then makes the new tables and the view, and
+/// [`MIGRATE_V2_COPY`] moves the events.
+const MIGRATE_V2: &str = "
+DROP VIEW IF EXISTS factum_journal;
+ALTER TABLE factum_events RENAME TO factum_events_v2;
+ALTER TABLE factum_positions ADD COLUMN merged INTEGER NOT NULL DEFAULT 0;
+";
+
+/// The second half of the migration from version 2, after [`SCHEMA`] made the new tables.
+const MIGRATE_V2_COPY: &str = "
+INSERT INTO factum_events (position, stream, sequence_nr, manifest, version, payload, tags,
+                           command_id, timestamp, writer_id)
+    SELECT position, stream, sequence_nr, manifest, version, payload, tags, command_id,
+           timestamp, writer_id
+    FROM factum_events_v2 ORDER BY position;
+DROP TABLE factum_events_v2;
+";
+
+/// Merges the events after the last merge, up to `?2`, into the stream index, sorted by
+/// its key so that each of its pages is written once. `?1` is the last merged position.
+const MERGE: &str = "INSERT INTO factum_stream_index (stream, sequence_nr, position) \
+     SELECT stream, sequence_nr, position FROM factum_events \
+     WHERE position > (SELECT ?1) AND position <= (SELECT ?2) ORDER BY stream, sequence_nr";
+
+/// The last position merged into the stream index (0 if the row is missing: then every
+/// event is looked at as if unmerged, which is slow but right).
+const MERGED: &str = "SELECT coalesce(MAX(merged), 0) FROM factum_positions";
+
+/// The events after position `?1`, oldest first: what a [`Tail`] has not seen.
+const UNSEEN: &str = "SELECT position, stream, sequence_nr FROM factum_events \
+     WHERE position > (SELECT ?1) ORDER BY position";
+
+/// How many events, by default, the stream index lags the journal at most before the
+/// writer merges them into it ([`SqliteBuilder::index_batch`]).
+const INDEX_BATCH: usize = 8192;
+
 const INSERT_EVENT: &str = "INSERT INTO factum_events (position, stream, sequence_nr, manifest, \
      version, payload, tags, command_id, timestamp, writer_id) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
@@ -190,11 +256,21 @@ static INSERT_TAGS: LazyLock<[String; 4]> = LazyLock::new(|| {
 /// Adds a stream, unless its persistence id has one (then it changes nothing).
 const INSERT_STREAM: &str = "INSERT OR IGNORE INTO factum_streams (persistence_id) VALUES (?1)";
 
-/// A stream's id and highest sequence number: its newest event's, or the one recorded
-/// when its events were deleted, whichever is larger. No row for an unknown stream.
+/// A stream's id and highest sequence number as far as the stream index knows: its newest
+/// merged event's, or the one recorded when its events were deleted, whichever is larger
+/// (the caller adds what its [`Tail`] knows). No row for an unknown stream.
 const FIND_STREAM: &str = "SELECT s.id, MAX(s.highest, \
-     coalesce((SELECT MAX(e.sequence_nr) FROM factum_events e WHERE e.stream = s.id), 0)) \
+     coalesce((SELECT MAX(i.sequence_nr) FROM factum_stream_index i WHERE i.stream = s.id), 0)) \
      FROM factum_streams s WHERE s.persistence_id = CAST(?1 AS TEXT)";
+
+/// A stream's highest sequence number from the tables alone, merged events or not (a scan
+/// of the unmerged ones: for deletes, which are rare). `?1` is the stream's id.
+const STREAM_HIGHEST: &str = "SELECT MAX(s.highest, \
+     coalesce((SELECT MAX(i.sequence_nr) FROM factum_stream_index i WHERE i.stream = s.id), 0), \
+     coalesce((SELECT MAX(e.sequence_nr) FROM factum_events e \
+               WHERE e.position > (SELECT coalesce(MAX(merged), 0) FROM factum_positions) \
+               AND e.stream = s.id), 0)) \
+     FROM factum_streams s WHERE s.id = ?1";
 
 /// The highest position ever given: the newest event's, or the one recorded when the
 /// newest events were deleted, whichever is larger.
@@ -255,6 +331,7 @@ fn stopped() -> JournalError {
 pub struct SqliteBuilder {
     path: PathBuf,
     group_commit: bool,
+    index_batch: usize,
 }
 
 impl SqliteBuilder {
@@ -263,6 +340,17 @@ impl SqliteBuilder {
     /// useful as a baseline in benchmarks.
     pub fn group_commit(mut self, group_commit: bool) -> Self {
         self.group_commit = group_commit;
+        self
+    }
+
+    /// How many events the stream index may lag the journal by (default 8,192; at least
+    /// 1). Events are committed with their position only; the writer merges them into the
+    /// `(stream, sequence_nr)` index once this many are unmerged, in one sorted pass, so
+    /// that a commit writes no index page and a merge writes each page once. Reads are
+    /// exact at any lag: a stream's unmerged events are found by position. A smaller batch
+    /// writes more index pages per event once the index is large.
+    pub fn index_batch(mut self, events: usize) -> Self {
+        self.index_batch = events.max(1);
         self
     }
 
@@ -286,11 +374,16 @@ impl SqliteJournal {
         SqliteBuilder {
             path: path.as_ref().to_path_buf(),
             group_commit: true,
+            index_batch: INDEX_BATCH,
         }
     }
 
     async fn open_with(options: SqliteBuilder) -> Result<SqliteJournal, JournalError> {
-        let SqliteBuilder { path, group_commit } = options;
+        let SqliteBuilder {
+            path,
+            group_commit,
+            index_batch,
+        } = options;
         let max_jobs = if group_commit { MAX_JOBS } else { 1 };
         let opened = path.clone();
         let conn = tokio::task::spawn_blocking(move || open_writer(&opened))
@@ -299,7 +392,7 @@ impl SqliteJournal {
         let (tx, rx) = mpsc::channel();
         let writer = std::thread::Builder::new()
             .name("factum-sqlite-writer".into())
-            .spawn(move || run_writer(conn, rx, max_jobs))
+            .spawn(move || run_writer(conn, rx, max_jobs, index_batch))
             .map_err(JournalError::backend)?;
         Ok(SqliteJournal {
             inner: Arc::new(Inner {
@@ -333,7 +426,7 @@ impl SqliteJournal {
     /// Runs `f` on a reader thread's connection, off the async threads.
     async fn read_with<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
+        f: impl FnOnce(&Reader) -> Result<T, JournalError> + Send + 'static,
     ) -> Result<T, JournalError> {
         let (reply, answer) = oneshot::channel();
         Reads::push(
@@ -401,7 +494,12 @@ fn open_writer(path: &Path) -> Result<Connection, JournalError> {
         .map_err(backend)?;
     match version {
         0 => tx.execute_batch(SCHEMA).map_err(backend)?,
-        1 => migrate_v1(&tx).map_err(backend)?,
+        1 => migrate_v1(&tx)
+            .and_then(|()| index_all(&tx))
+            .map_err(backend)?,
+        2 => migrate_v2(&tx)
+            .and_then(|()| index_all(&tx))
+            .map_err(backend)?,
         SCHEMA_VERSION => {}
         other => {
             return Err(corrupt(format!(
@@ -439,13 +537,50 @@ fn migrate_v1(tx: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Migrates a version 2 file to version 3 (see [`MIGRATE_V2`]); the caller's transaction
+/// makes it all or nothing.
+fn migrate_v2(tx: &Connection) -> rusqlite::Result<()> {
+    tx.execute_batch(MIGRATE_V2)?;
+    tx.execute_batch(SCHEMA)?;
+    tx.execute_batch(MIGRATE_V2_COPY)?;
+    tracing::info!("migrated the SQLite journal from schema version 2 to {SCHEMA_VERSION}");
+    Ok(())
+}
+
+/// Indexes every event of a migrated file (whose stream index is empty).
+fn index_all(tx: &Connection) -> rusqlite::Result<()> {
+    let upto: i64 = tx.query_row(
+        "SELECT coalesce(MAX(position), 0) FROM factum_events",
+        [],
+        |row| row.get(0),
+    )?;
+    tx.execute(MERGE, params![0, upto])?;
+    tx.execute("UPDATE factum_positions SET merged = ?1", [upto])?;
+    Ok(())
+}
+
 fn reader_stopped() -> JournalError {
     JournalError::Unknown("the SQLite reader thread stopped before answering".into())
 }
 
 /// A read for a reader thread: it gets the thread's connection, or why the thread could
 /// not open one.
-type ReadJob = Box<dyn FnOnce(Result<&Connection, &JournalError>) + Send>;
+type ReadJob = Box<dyn FnOnce(Result<&Reader, &JournalError>) + Send>;
+
+/// A reader thread's connection, and what it has seen of the events not merged into the
+/// stream index yet (refreshed by each read of a stream, in the read's transaction).
+struct Reader {
+    conn: Connection,
+    tail: RefCell<Tail>,
+}
+
+impl std::ops::Deref for Reader {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
 
 /// The reads waiting for a reader thread, and the threads.
 #[derive(Default)]
@@ -552,10 +687,16 @@ impl Reads {
 fn run_reader(path: &Path, reads: &Reads) {
     match open_reader(path) {
         Ok(conn) => {
+            let reader = Reader {
+                conn,
+                tail: RefCell::default(),
+            };
             while let Some(job) = reads.next() {
-                let read = std::panic::AssertUnwindSafe(|| job(Ok(&conn)));
+                let read = std::panic::AssertUnwindSafe(|| job(Ok(&reader)));
                 if std::panic::catch_unwind(read).is_err() {
                     tracing::error!("an SQLite read panicked");
+                    // It may have left its tail half refreshed.
+                    reader.tail.borrow_mut().reset();
                 }
             }
             reads.queue().threads -= 1;
@@ -580,11 +721,14 @@ fn open_reader(path: &Path) -> Result<Connection, JournalError> {
 
 /// The writer thread: takes everything queued (up to `max_jobs`), commits it in one
 /// transaction, answers.
-fn run_writer(conn: Connection, jobs: mpsc::Receiver<Job>, max_jobs: usize) {
+fn run_writer(conn: Connection, jobs: mpsc::Receiver<Job>, max_jobs: usize, index_batch: usize) {
     let mut writer = Writer {
         conn,
         memory: Memory::default(),
         data_version: None,
+        tail: Tail::default(),
+        index_batch,
+        merge_at: index_batch,
     };
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -608,6 +752,13 @@ struct Writer {
     memory: Memory,
     /// `PRAGMA data_version` as of the last transaction (`None`: not read yet).
     data_version: Option<i64>,
+    /// The events not merged into the stream index yet, as of the last transaction.
+    tail: Tail,
+    /// How many unmerged events make the writer merge them ([`SqliteBuilder::index_batch`]).
+    index_batch: usize,
+    /// How many unmerged events the tail must hold for the next merge: `index_batch`, or
+    /// more after a merge failed.
+    merge_at: usize,
 }
 
 /// What the writer remembers of the file, so that checking and numbering a part costs no
@@ -627,6 +778,96 @@ impl Memory {
     fn forget(&mut self) {
         self.streams.clear();
         self.position = None;
+    }
+}
+
+/// The events after the last merge into the stream index, by stream, as one connection
+/// has seen them: where the index does not reach, a stream's events are found here.
+///
+/// Positions only grow (the writer numbers events after the highest position ever given),
+/// so what a connection has seen of the journal is everything up to a position, and it
+/// catches up by reading the events after it ([`Tail::refresh`]). Entries of events
+/// deleted since are only candidates: a read looks each event up by its position and
+/// skips those that are gone.
+#[derive(Debug, Default)]
+struct Tail {
+    /// Whether `merged` and `seen` hold; `false` before the first refresh, and after a
+    /// transaction that may have added entries and failed.
+    valid: bool,
+    /// The last merged position: events at or below it are in the index, not here.
+    merged: i64,
+    /// Every event above `merged` and at or below `seen` is here.
+    seen: i64,
+    /// By stream id: `(sequence_nr, position)` in the order of both.
+    streams: HashMap<i64, Vec<(i64, i64)>>,
+    /// How many entries `streams` holds.
+    len: usize,
+}
+
+impl Tail {
+    /// Catches up with the file as `conn`'s transaction sees it: drops what was merged
+    /// since, and adds the events written since (by another connection, for the writer).
+    fn refresh(&mut self, conn: &Connection) -> Result<(), JournalError> {
+        let merged: i64 = conn
+            .prepare_cached(MERGED)
+            .and_then(|mut s| s.query_row([], |row| row.get(0)))
+            .map_err(backend)?;
+        if !self.valid || merged < self.merged {
+            self.reset();
+            (self.merged, self.seen, self.valid) = (merged, merged, true);
+        } else {
+            self.merged_to(merged);
+        }
+        let mut unseen = conn.prepare_cached(UNSEEN).map_err(backend)?;
+        let mut rows = unseen.query([self.seen]).map_err(backend)?;
+        while let Some(row) = rows.next().map_err(backend)? {
+            let value = |i: usize| match row.get_ref(i) {
+                Ok(ValueRef::Integer(v)) => Ok(v),
+                _ => Err(corrupt(format!(
+                    "corrupt `factum_events` row: column {i} is not an integer"
+                ))),
+            };
+            self.add(value(1)?, value(2)?, value(0)?);
+        }
+        Ok(())
+    }
+
+    /// Forgets everything: the next refresh reads the whole tail again.
+    fn reset(&mut self) {
+        self.streams.clear();
+        self.len = 0;
+        self.valid = false;
+    }
+
+    /// Adds an event seen (or written) after every one here.
+    fn add(&mut self, stream: i64, sequence_nr: i64, position: i64) {
+        self.streams
+            .entry(stream)
+            .or_default()
+            .push((sequence_nr, position));
+        self.len += 1;
+        self.seen = self.seen.max(position);
+    }
+
+    /// Drops the entries that a merge up to `merged` put into the index.
+    fn merged_to(&mut self, merged: i64) {
+        if merged <= self.merged {
+            return;
+        }
+        let mut len = 0;
+        self.streams.retain(|_, entries| {
+            entries.retain(|&(_, position)| position > merged);
+            len += entries.len();
+            !entries.is_empty()
+        });
+        self.len = len;
+        self.merged = merged;
+        self.seen = self.seen.max(merged);
+    }
+
+    /// The unmerged events of a stream, `(sequence_nr, position)`, oldest first.
+    fn of(&self, stream: i64) -> &[(i64, i64)] {
+        self.streams.get(&stream).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -677,10 +918,41 @@ impl Done {
 impl Writer {
     /// Runs a batch of jobs in one transaction and answers them.
     fn run(&mut self, batch: Vec<Job>) {
+        self.transaction(batch);
+        if self.tail.valid && self.tail.len >= self.merge_at {
+            self.merge();
+        }
+    }
+
+    /// Merges the unmerged events into the stream index, in a transaction of its own after
+    /// the jobs' (whose callers have their answers): one sorted pass that writes each
+    /// index page once, however many of the merged events it holds. A failure is logged
+    /// and fails nothing (reads find the events in the tail meanwhile); the next merge is
+    /// tried after another batch.
+    fn merge(&mut self) {
+        let merged = merge(&mut self.conn);
+        match merged {
+            Ok(to) => {
+                self.tail.merged_to(to);
+                self.merge_at = self.index_batch;
+            }
+            Err(error) => {
+                // The commit may have happened: read the tail again before using it.
+                self.tail.reset();
+                self.merge_at = self.tail.len.saturating_add(self.index_batch);
+                tracing::error!(%error, "merging the SQLite journal's stream index failed");
+            }
+        }
+    }
+
+    /// Runs a batch of jobs in one transaction and answers them.
+    fn transaction(&mut self, batch: Vec<Job>) {
         let Writer {
             conn,
             memory,
             data_version,
+            tail,
+            ..
         } = self;
         let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
             Ok(tx) => tx,
@@ -698,10 +970,25 @@ impl Writer {
             .prepare_cached("PRAGMA data_version")
             .and_then(|mut s| s.query_row([], |row| row.get::<_, i64>(0)))
             .ok();
-        if version.is_none() || version != *data_version || memory.streams.len() > MAX_REMEMBERED {
+        let moved = version.is_none() || version != *data_version;
+        if moved || memory.streams.len() > MAX_REMEMBERED {
             memory.forget();
         }
         *data_version = version;
+        if (moved || !tail.valid)
+            && let Err(error) = tail.refresh(&tx)
+        {
+            drop(tx);
+            memory.forget();
+            tail.reset();
+            for job in batch {
+                fail(job, &error);
+            }
+            return;
+        }
+        // The events this transaction writes, `(stream, sequence_nr, position)`: added to
+        // the tail once they are committed.
+        let mut added = Vec::new();
 
         let mut done = Vec::with_capacity(batch.len());
         let mut failed: Option<JournalError> = None;
@@ -731,7 +1018,7 @@ impl Writer {
                             (Some(error), _) => Err(error.clone()),
                             (None, Err(error)) => Err(error.clone()),
                             (None, Ok(statements)) => {
-                                write_parts(&tx, statements, parts, memory, &mut run)
+                                write_parts(&tx, statements, parts, memory, tail, &mut run)
                             }
                         };
                         if let Err(error) = &result {
@@ -744,6 +1031,7 @@ impl Writer {
                     {
                         failed = Some(error);
                     }
+                    added.append(&mut run.added);
                     drop(run);
                     for ((parts, reply), written) in writes.into_iter().zip(written) {
                         let results = written.unwrap_or_else(|error| {
@@ -785,12 +1073,19 @@ impl Writer {
         } else if let Err(error) = tx.commit() {
             // The commit may have reached the disk or not.
             memory.forget();
+            tail.reset();
             let error = JournalError::Unknown(format!("the SQLite commit failed: {error}"));
             Done::each_result(&mut done, |result| {
                 if result.is_ok() {
                     *result = Err(error.clone());
                 }
             });
+        } else {
+            // Committed: the tail holds every event up to the last this transaction wrote
+            // (it was refreshed at the start if another connection had written).
+            for (stream, sequence_nr, position) in added {
+                tail.add(stream, sequence_nr, position);
+            }
         }
         for item in done {
             // A caller that went away no longer needs its answer.
@@ -854,6 +1149,8 @@ struct Run<'a> {
     /// to the next, so the values that usually repeat (manifest, version, tags, command
     /// id, writer) are bound again only when they differ from this event's.
     previous: Option<&'a EventRecord>,
+    /// The events inserted, `(stream, sequence_nr, position)`, for the writer's [`Tail`].
+    added: Vec<(i64, i64, i64)>,
 }
 
 /// Checks and inserts each part of one write job: one result per part. A part that
@@ -864,6 +1161,7 @@ fn write_parts<'a>(
     statements: &mut Statements<'_>,
     parts: &'a [AtomicWrite],
     memory: &mut Memory,
+    tail: &Tail,
     run: &mut Run<'a>,
 ) -> Result<Vec<Result<(), JournalError>>, JournalError> {
     let mut results = Vec::with_capacity(parts.len());
@@ -886,7 +1184,7 @@ fn write_parts<'a>(
                     highest: 0,
                 })
             }
-            None => find_stream(&mut statements.find, pid)?,
+            None => find_stream(&mut statements.find, pid, tail)?,
         };
         let highest = known.map_or(0, |stream| stream.highest);
         if let Err(conflict) = check_sequence(pid, highest, &part.events) {
@@ -1014,7 +1312,10 @@ fn insert_part<'a>(
                 .map_err(backend)?;
         }
         match insert.raw_execute() {
-            Ok(_) => run.previous = Some(event),
+            Ok(_) => {
+                run.previous = Some(event);
+                run.added.push((id, sequence_nr, position));
+            }
             Err(error) if is_unique_violation(&error) => {
                 return Err(conflict(&part.persistence_id, &part.events));
             }
@@ -1062,8 +1363,13 @@ fn insert_tags(conn: &Connection, mut rows: &[(&str, i64)]) -> Result<(), Journa
     Ok(())
 }
 
-/// The stream's id and highest sequence number (`None` for a stream never written).
-fn find_stream(find: &mut Statement<'_>, pid: &str) -> Result<Option<Stream>, JournalError> {
+/// The stream's id and highest sequence number (`None` for a stream never written): the
+/// index's, the deleted events', or the newest in `tail`, whichever is largest.
+fn find_stream(
+    find: &mut Statement<'_>,
+    pid: &str,
+    tail: &Tail,
+) -> Result<Option<Stream>, JournalError> {
     let mut rows = find.query([pid]).map_err(backend)?;
     let Some(row) = rows.next().map_err(backend)? else {
         return Ok(None);
@@ -1074,29 +1380,48 @@ fn find_stream(find: &mut Statement<'_>, pid: &str) -> Result<Option<Stream>, Jo
         _ => return Err(bad()),
     };
     let highest = match row.get_ref(1).map_err(backend)? {
-        ValueRef::Integer(highest) => to_u64(highest, "highest", pid, 0)?,
+        ValueRef::Integer(highest) => highest,
         _ => return Err(bad()),
     };
+    let unmerged = tail
+        .of(id)
+        .last()
+        .map_or(0, |&(sequence_nr, _)| sequence_nr);
+    let highest = to_u64(highest.max(unmerged), "highest", pid, 0)?;
     Ok(Some(Stream { id, highest }))
 }
 
-/// The stream's highest sequence number (0 for a stream never written).
-fn stream_highest(conn: &Connection, pid: &str) -> Result<u64, JournalError> {
-    let mut find = conn.prepare_cached(FIND_STREAM).map_err(backend)?;
-    Ok(find_stream(&mut find, pid)?.map_or(0, |stream| stream.highest))
+/// A stream's id (`None` for a stream never written).
+fn stream_id(conn: &Connection, pid: &str) -> Result<Option<i64>, JournalError> {
+    conn.prepare_cached("SELECT id FROM factum_streams WHERE persistence_id = CAST(?1 AS TEXT)")
+        .and_then(|mut s| s.query_row([pid], |row| row.get(0)).optional())
+        .map_err(backend)
 }
 
+/// The positions of a stream's events up to a sequence number, merged or not: `?1` is the
+/// stream's id, `?2` the sequence number.
+const POSITIONS_TO: &str = "SELECT position FROM factum_stream_index \
+     WHERE stream = ?1 AND sequence_nr <= ?2 \
+     UNION ALL SELECT position FROM factum_events \
+     WHERE position > (SELECT coalesce(MAX(merged), 0) FROM factum_positions) \
+     AND stream = ?1 AND sequence_nr <= ?2";
+
+/// Deletes a stream's events up to `to`, merged or not, keeping its highest number and
+/// the highest position given. It reads the tables alone (not the writer's tail), since
+/// it may follow writes of the same transaction.
 fn delete_to(conn: &Connection, pid: &str, to: u64) -> Result<(), JournalError> {
-    let mut find = conn.prepare_cached(FIND_STREAM).map_err(backend)?;
-    let Some(stream) = find_stream(&mut find, pid)? else {
+    let Some(id) = stream_id(conn, pid)? else {
         // A stream never written has nothing to delete, and its highest stays 0.
         return Ok(());
     };
     let to = clamp_i64(to);
     // Remember the stream's highest and the highest position before their events may go.
+    let highest: i64 = conn
+        .query_row(STREAM_HIGHEST, [id], |row| row.get(0))
+        .map_err(backend)?;
     conn.execute(
         "UPDATE factum_streams SET highest = MAX(highest, ?2) WHERE id = ?1",
-        params![stream.id, clamp_i64(stream.highest)],
+        params![id, highest],
     )
     .map_err(backend)?;
     conn.execute(
@@ -1105,17 +1430,50 @@ fn delete_to(conn: &Connection, pid: &str, to: u64) -> Result<(), JournalError> 
     )
     .map_err(backend)?;
     conn.execute(
-        "DELETE FROM factum_event_tags WHERE position IN \
-         (SELECT position FROM factum_events WHERE stream = ?1 AND sequence_nr <= ?2)",
-        params![stream.id, to],
+        &format!("DELETE FROM factum_event_tags WHERE position IN ({POSITIONS_TO})"),
+        params![id, to],
     )
     .map_err(backend)?;
     conn.execute(
-        "DELETE FROM factum_events WHERE stream = ?1 AND sequence_nr <= ?2",
-        params![stream.id, to],
+        &format!("DELETE FROM factum_events WHERE position IN ({POSITIONS_TO})"),
+        params![id, to],
+    )
+    .map_err(backend)?;
+    conn.execute(
+        "DELETE FROM factum_stream_index WHERE stream = ?1 AND sequence_nr <= ?2",
+        params![id, to],
     )
     .map_err(backend)?;
     Ok(())
+}
+
+/// Merges every unmerged event into the stream index ([`MERGE`]) in a transaction of its
+/// own; returns the last merged position.
+fn merge(conn: &mut Connection) -> Result<i64, JournalError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(backend)?;
+    let merged: i64 = tx
+        .query_row(MERGED, [], |row| row.get(0))
+        .map_err(backend)?;
+    let upto: i64 = tx
+        .query_row(
+            "SELECT coalesce(MAX(position), 0) FROM factum_events",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(backend)?;
+    if upto <= merged {
+        return Ok(merged);
+    }
+    tx.prepare_cached(MERGE)
+        .and_then(|mut s| s.execute(params![merged, upto]))
+        .map_err(backend)?;
+    tx.prepare_cached("UPDATE factum_positions SET merged = ?1")
+        .and_then(|mut s| s.execute([upto]))
+        .map_err(backend)?;
+    tx.commit().map_err(backend)?;
+    Ok(upto)
 }
 
 fn save(conn: &Connection, snapshot: &SnapshotRecord) -> Result<(), JournalError> {
@@ -1217,6 +1575,96 @@ fn event_record(row: &Row<'_>) -> Result<EventRecord, JournalError> {
     })
 }
 
+/// A read transaction on a reader's connection: the queries of one read see one state of
+/// the file. It begins and ends with cached statements (`Connection::transaction` parses
+/// its `BEGIN` and `COMMIT` each time).
+struct ReadTransaction<'c>(&'c Connection);
+
+impl<'c> ReadTransaction<'c> {
+    fn begin(conn: &'c Connection) -> Result<Self, JournalError> {
+        conn.prepare_cached("BEGIN")
+            .and_then(|mut begin| begin.execute([]))
+            .map_err(backend)?;
+        Ok(ReadTransaction(conn))
+    }
+}
+
+impl std::ops::Deref for ReadTransaction<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.0
+    }
+}
+
+impl Drop for ReadTransaction<'_> {
+    fn drop(&mut self) {
+        if self.0.is_autocommit() {
+            return;
+        }
+        // A read changed nothing: ending it either way releases its snapshot, which the
+        // next read must not keep.
+        let ended = self
+            .0
+            .prepare_cached("COMMIT")
+            .and_then(|mut commit| commit.execute([]));
+        if ended.is_err() && !self.0.is_autocommit() {
+            let rolled_back = self.0.execute_batch("ROLLBACK");
+            if let Err(error) = rolled_back {
+                tracing::error!(%error, "an SQLite read transaction could not be ended");
+            }
+        }
+    }
+}
+
+/// A stream's events from `from` to `to`, at most `max`: those merged into the stream
+/// index, then those after the last merge, found by the reader's tail, all in one read
+/// transaction, so that the merge position, the index and the events agree.
+fn read_stream(
+    reader: &Reader,
+    pid: &str,
+    from: u64,
+    to: u64,
+    max: usize,
+) -> Result<Vec<EventRecord>, JournalError> {
+    let tx = ReadTransaction::begin(reader)?;
+    let Some(id) = stream_id(&tx, pid)? else {
+        return Ok(Vec::new());
+    };
+    let mut tail = reader.tail.borrow_mut();
+    tail.refresh(&tx)?;
+    let (from, to) = (clamp_i64(from), clamp_i64(to));
+    let mut events = query_events(
+        &tx,
+        &format!(
+            "SELECT {EVENT_COLUMNS} FROM factum_stream_index i \
+             JOIN factum_events e ON e.position = i.position \
+             JOIN factum_streams s ON s.id = e.stream \
+             WHERE i.stream = (SELECT ?1) AND i.sequence_nr >= (SELECT ?2) \
+             AND i.sequence_nr <= (SELECT ?3) \
+             ORDER BY i.sequence_nr LIMIT (SELECT ?4)"
+        ),
+        params![id, from, to, limit(max)],
+    )?;
+    // A stream's unmerged events come after its merged ones: its numbers grow with the
+    // positions.
+    let at = format!(
+        "SELECT {EVENT_COLUMNS} FROM factum_events e \
+         JOIN factum_streams s ON s.id = e.stream WHERE e.position = (SELECT ?1)"
+    );
+    for &(sequence_nr, position) in tail.of(id) {
+        if events.len() >= max || sequence_nr > to {
+            break;
+        }
+        if sequence_nr < from {
+            continue;
+        }
+        // Gone if it was deleted since the tail saw it.
+        events.extend(query_events(&tx, &at, [position])?);
+    }
+    Ok(events)
+}
+
 fn query_events(
     conn: &Connection,
     sql: &str,
@@ -1257,19 +1705,7 @@ impl Journal for SqliteJournal {
         max: usize,
     ) -> BoxFuture<'a, Result<Vec<EventRecord>, JournalError>> {
         let pid = persistence_id.to_owned();
-        Box::pin(self.read_with(move |conn| {
-            query_events(
-                conn,
-                &format!(
-                    "SELECT {EVENT_COLUMNS} FROM factum_streams s \
-                     JOIN factum_events e ON e.stream = s.id \
-                     WHERE s.persistence_id = CAST(?1 AS TEXT) \
-                     AND e.sequence_nr >= (SELECT ?2) AND e.sequence_nr <= (SELECT ?3) \
-                     ORDER BY e.sequence_nr LIMIT (SELECT ?4)"
-                ),
-                params![pid, clamp_i64(from), clamp_i64(to), limit(max)],
-            )
-        }))
+        Box::pin(self.read_with(move |reader| read_stream(reader, &pid, from, to, max)))
     }
 
     fn highest_sequence_nr<'a>(
@@ -1277,7 +1713,15 @@ impl Journal for SqliteJournal {
         persistence_id: &'a str,
     ) -> BoxFuture<'a, Result<u64, JournalError>> {
         let pid = persistence_id.to_owned();
-        Box::pin(self.read_with(move |conn| stream_highest(conn, &pid)))
+        Box::pin(self.read_with(move |reader| {
+            let tx = ReadTransaction::begin(reader)?;
+            let mut tail = reader.tail.borrow_mut();
+            if stream_id(&tx, &pid)?.is_some() {
+                tail.refresh(&tx)?;
+            }
+            let mut find = tx.prepare_cached(FIND_STREAM).map_err(backend)?;
+            Ok(find_stream(&mut find, &pid, &tail)?.map_or(0, |stream| stream.highest))
+        }))
     }
 
     fn delete_to<'a>(
@@ -1880,21 +2324,216 @@ mod tests {
         remove(&path);
     }
 
+    /// Schema version 2 as it was: the events with a `UNIQUE (stream, sequence_nr)` key.
+    const SCHEMA_V2: &str = "
+        CREATE TABLE factum_streams (id INTEGER PRIMARY KEY, persistence_id TEXT NOT NULL UNIQUE,
+            highest INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE factum_events (position INTEGER PRIMARY KEY, stream INTEGER NOT NULL,
+            sequence_nr INTEGER NOT NULL, manifest TEXT NOT NULL, version INTEGER NOT NULL,
+            payload TEXT NOT NULL, tags TEXT NOT NULL DEFAULT '[]', command_id TEXT,
+            timestamp INTEGER NOT NULL, writer_id TEXT NOT NULL, UNIQUE (stream, sequence_nr));
+        CREATE TABLE factum_positions (highest INTEGER NOT NULL);
+        INSERT INTO factum_positions (highest) VALUES (0);
+        CREATE TABLE factum_event_tags (tag TEXT NOT NULL, position INTEGER NOT NULL,
+            PRIMARY KEY (tag, position)) WITHOUT ROWID;
+        CREATE TABLE factum_snapshots (persistence_id TEXT NOT NULL,
+            sequence_nr INTEGER NOT NULL, version INTEGER NOT NULL, payload TEXT NOT NULL,
+            timestamp INTEGER NOT NULL, PRIMARY KEY (persistence_id, sequence_nr)) WITHOUT ROWID;
+        CREATE VIEW factum_journal AS
+            SELECT e.position, s.persistence_id, e.sequence_nr, e.manifest, e.version, e.payload,
+                   e.tags, e.command_id, e.timestamp, e.writer_id
+            FROM factum_events e JOIN factum_streams s ON s.id = e.stream;
+        PRAGMA user_version = 2;";
+
+    /// A version 2 file is migrated on open and loses nothing: its events, with their
+    /// positions, command ids and tags, all merged into the stream index; the highest
+    /// number and position of deleted events; the snapshots; and the view.
+    #[tokio::test]
+    async fn a_version_2_file_is_migrated_on_open() {
+        let path = temp_path("v2");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA_V2).unwrap();
+            conn.execute_batch(
+                "INSERT INTO factum_streams (id, persistence_id, highest)
+                     VALUES (1, 'a', 2), (2, 'b', 0), (3, 'c', 1);
+                 INSERT INTO factum_events VALUES
+                     (3, 1, 3, 'Deposited', 1, '{\"n\":3}', '[]', 'cmd-a3', 7, 'old'),
+                     (4, 2, 1, 'Deposited', 1, '{\"n\":1}', '[\"t\"]', NULL, 7, 'old'),
+                     (5, 2, 2, 'Deposited', 1, '{\"n\":2}', '[\"t\"]', NULL, 7, 'old');
+                 INSERT INTO factum_event_tags VALUES ('t', 4), ('t', 5);
+                 UPDATE factum_positions SET highest = 6;
+                 INSERT INTO factum_snapshots VALUES ('a', 2, 1, '{\"n\":2}', 9);",
+            )
+            .unwrap();
+        }
+
+        let journal = SqliteJournal::open(&path).await.unwrap();
+        let a = journal.read("a", 1, u64::MAX, 10).await.unwrap();
+        assert_eq!(a.len(), 1);
+        assert_eq!((a[0].sequence_nr, a[0].position), (3, 3));
+        assert_eq!(a[0].command_id.as_deref(), Some("cmd-a3"));
+        assert_eq!(a[0].payload, br#"{"n":3}"#);
+        let b = journal.read("b", 1, u64::MAX, 10).await.unwrap();
+        assert_eq!(b.iter().map(|e| e.sequence_nr).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(journal.highest_sequence_nr("c").await.unwrap(), 1);
+        let tagged = journal.read_tag("t", 0, 10).await.unwrap();
+        assert_eq!(
+            tagged.iter().map(|e| e.position).collect::<Vec<_>>(),
+            [4, 5]
+        );
+        let snapshot = journal.load("a", u64::MAX).await.unwrap().unwrap();
+        assert_eq!(snapshot.sequence_nr, 2);
+        // The numbers taken stay taken; the next event gets the position after 6.
+        assert!(matches!(
+            journal.write(vec![part("b", 2, b"{}")]).await[..],
+            [Err(JournalError::Conflict { .. })]
+        ));
+        assert!(matches!(
+            journal.write(vec![part("c", 1, b"{}")]).await[..],
+            [Err(JournalError::Conflict { .. })]
+        ));
+        assert!(matches!(
+            journal.write(vec![part("c", 2, b"{}")]).await[..],
+            [Ok(())]
+        ));
+        let c = journal.read("c", 1, u64::MAX, 10).await.unwrap();
+        assert_eq!((c[0].sequence_nr, c[0].position), (2, 7));
+        drop(journal);
+
+        let conn = Connection::open(&path).unwrap();
+        let one = |sql: &str| -> i64 { conn.query_row(sql, [], |row| row.get(0)).unwrap() };
+        assert_eq!(one("PRAGMA user_version"), SCHEMA_VERSION);
+        assert_eq!(one("SELECT count(*) FROM factum_journal"), 4);
+        // Every event the file had when it was migrated is in the index.
+        assert_eq!(one("SELECT merged FROM factum_positions"), 5);
+        assert_eq!(
+            one("SELECT count(*) FROM factum_stream_index i \
+                 JOIN factum_events e ON e.position = i.position \
+                 AND e.stream = i.stream AND e.sequence_nr = i.sequence_nr"),
+            3
+        );
+        drop(conn);
+        remove(&path);
+    }
+
+    /// The numbers of a stream's events, as read from `journal`.
+    async fn numbers(journal: &SqliteJournal, pid: &str) -> Vec<u64> {
+        let events = journal.read(pid, 1, u64::MAX, usize::MAX).await.unwrap();
+        events.iter().map(|e| e.sequence_nr).collect()
+    }
+
+    /// With a small batch, the writer merges the stream index again and again: every
+    /// stream reads back whole and in order from its own handle and from another one (whose
+    /// reads catch up with writes it did not make), before and after merges, and after a
+    /// delete that spans merged and unmerged events; a taken number is refused whether its
+    /// event is merged or not.
+    #[tokio::test]
+    async fn merges_keep_every_event_readable() {
+        let path = temp_path("merges");
+        let journal = SqliteJournal::builder(&path)
+            .index_batch(5)
+            .open()
+            .await
+            .unwrap();
+        let other = SqliteJournal::open(&path).await.unwrap();
+        let streams = ["a", "b", "c"];
+        for n in 1..=20u64 {
+            for (i, pid) in streams.iter().enumerate() {
+                // The streams move at different speeds: `c` writes every third round.
+                if i == 2 && n % 3 != 0 {
+                    continue;
+                }
+                let next = numbers(&journal, pid).await.len() as u64 + 1;
+                let written = journal.write(vec![part(pid, next, b"{}")]).await;
+                assert!(matches!(written[..], [Ok(())]), "{written:?}");
+                let expected: Vec<u64> = (1..=next).collect();
+                assert_eq!(numbers(&journal, pid).await, expected, "{pid} after {n}");
+                assert_eq!(numbers(&other, pid).await, expected, "{pid} after {n}");
+                assert_eq!(other.highest_sequence_nr(pid).await.unwrap(), next);
+                assert!(matches!(
+                    journal.write(vec![part(pid, next, b"{}")]).await[..],
+                    [Err(JournalError::Conflict { .. })]
+                ));
+            }
+        }
+        let merged: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT merged FROM factum_positions", [], |row| row.get(0))
+            .unwrap();
+        assert!(merged >= 40, "merged up to {merged}");
+        // `a` has 20 events, most merged, the last ones perhaps not: delete up to 18.
+        journal.delete_to("a", 18).await.unwrap();
+        assert_eq!(numbers(&journal, "a").await, [19, 20]);
+        assert_eq!(numbers(&other, "a").await, [19, 20]);
+        assert_eq!(journal.highest_sequence_nr("a").await.unwrap(), 20);
+        journal.delete_to("a", 20).await.unwrap();
+        assert_eq!(numbers(&other, "a").await, Vec::<u64>::new());
+        assert!(matches!(
+            other.write(vec![part("a", 20, b"{}")]).await[..],
+            [Err(JournalError::Conflict { .. })]
+        ));
+        assert!(matches!(
+            other.write(vec![part("a", 21, b"{}")]).await[..],
+            [Ok(())]
+        ));
+        assert_eq!(numbers(&journal, "a").await, [21]);
+        drop((journal, other));
+        remove(&path);
+    }
+
+    /// Reads that run while the writer merges see each event once: the merge position, the
+    /// index and the events are read in one transaction.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_during_merges_see_each_event_once() {
+        let path = temp_path("merging");
+        let journal = SqliteJournal::builder(&path)
+            .index_batch(3)
+            .open()
+            .await
+            .unwrap();
+        let writer = journal.clone();
+        let writes = tokio::spawn(async move {
+            for n in 1..=300u64 {
+                let written = writer.write(vec![part("s", n, b"{}")]).await;
+                assert!(matches!(written[..], [Ok(())]), "{written:?}");
+            }
+        });
+        let mut reads = 0;
+        while !writes.is_finished() {
+            let seen = numbers(&journal, "s").await;
+            let expected: Vec<u64> = (1..=seen.len() as u64).collect();
+            assert_eq!(seen, expected);
+            reads += 1;
+        }
+        writes.await.unwrap();
+        assert!(reads > 1);
+        assert_eq!(numbers(&journal, "s").await, (1..=300).collect::<Vec<_>>());
+        drop(journal);
+        remove(&path);
+    }
+
     /// A file of a newer schema version is refused, and left as it was.
     #[tokio::test]
     async fn a_newer_schema_version_is_refused() {
-        let path = temp_path("v3");
+        let path = temp_path("newer");
+        let newer = SCHEMA_VERSION + 1;
         Connection::open(&path)
             .unwrap()
-            .execute_batch("PRAGMA user_version = 3;")
+            .execute_batch(&format!("PRAGMA user_version = {newer};"))
             .unwrap();
         let error = SqliteJournal::open(&path).await.unwrap_err();
-        assert!(error.to_string().contains("schema version 3"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains(&format!("schema version {newer}")),
+            "{error}"
+        );
         let version: i64 = Connection::open(&path)
             .unwrap()
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, newer);
         remove(&path);
     }
 
@@ -1919,7 +2558,7 @@ mod tests {
     fn read_job<T: Send + 'static>(
         reads: &Arc<Reads>,
         path: &Path,
-        job: impl FnOnce(Result<&Connection, &JournalError>) -> T + Send + 'static,
+        job: impl FnOnce(Result<&Reader, &JournalError>) -> T + Send + 'static,
     ) -> mpsc::Receiver<T> {
         let (tx, rx) = mpsc::channel();
         Reads::push(

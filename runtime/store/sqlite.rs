@@ -1656,7 +1656,9 @@ fn read_stream(
         if events.len() >= max || sequence_nr > to {
             break;
         }
-        if sequence_nr < from {
+        // At or below the merge position, an event is in the index (the tail keeps none
+        // there; checked all the same, since a duplicate would be worse than a lookup).
+        if sequence_nr < from || position <= tail.merged {
             continue;
         }
         // Gone if it was deleted since the tail saw it.

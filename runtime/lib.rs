@@ -81,6 +81,8 @@
 //!
 //! A repository needs a Tokio runtime with the time driver (`#[tokio::main]` or a runtime
 //! built with `enable_time`/`enable_all`). The README lists the guarantees and their limits.
+//!
+//! [`PostgresJournal`]: store/postgres/struct.PostgresJournal.html
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

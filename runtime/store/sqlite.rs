@@ -65,15 +65,15 @@
 //! ([`Journal::groups_writes`]). Each aggregate's part is checked against its stream's
 //! highest number before any of it is written (the transaction holds the write lock, so
 //! the check stays true; see "The stream index" above): a part whose sequence numbers
-//! are taken is refused alone as a [`JournalError::Conflict`]; the others commit. The writer remembers the id and highest
-//! number of the streams it wrote lately and the last position it gave, so that checking
-//! and numbering a part costs no query, and forgets them all when `PRAGMA data_version`
-//! shows that another connection wrote to the file, or when a transaction fails. A part
-//! that would start a stream the writer does not know adds the stream first, and looks
-//! it up only if it was there already. The event insert keeps its bindings from one
-//! event to the next and binds again only the values that changed (the manifest, the
-//! tags, the writer usually do not). The tag index rows of a run of writes are inserted
-//! together, up to 64 in one statement.
+//! are taken is refused alone as a [`JournalError::Conflict`]; the others commit. The
+//! writer remembers the id and highest number of the streams it wrote lately and the last
+//! position it gave, so that checking and numbering a part costs no query, and forgets
+//! them all when `PRAGMA data_version` shows that another connection wrote to the file,
+//! or when a transaction fails. A part that would start a stream the writer does not know
+//! adds the stream first, and looks it up only if it was there already. The event insert
+//! keeps its bindings from one event to the next and binds again only the values that
+//! changed (the manifest, the tags, the writer usually do not). The tag index rows of a
+//! run of writes are inserted together, up to 64 in one statement.
 //! Several processes (or several handles) may write to one file: SQLite's lock
 //! serializes their transactions.
 //!

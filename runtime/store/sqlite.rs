@@ -937,9 +937,9 @@ impl Writer {
                 self.merge_at = self.index_batch;
             }
             Err(error) => {
+                self.merge_at = self.tail.len.saturating_add(self.index_batch);
                 // The commit may have happened: read the tail again before using it.
                 self.tail.reset();
-                self.merge_at = self.tail.len.saturating_add(self.index_batch);
                 tracing::error!(%error, "merging the SQLite journal's stream index failed");
             }
         }
@@ -2481,6 +2481,51 @@ mod tests {
         ));
         assert_eq!(numbers(&journal, "a").await, [21]);
         drop((journal, other));
+        remove(&path);
+    }
+
+    /// A merge that fails fails no write and loses no event: the events stay readable from
+    /// the tail, and a later merge, once it can, indexes them all.
+    #[tokio::test]
+    async fn a_failing_merge_fails_no_write() {
+        let path = temp_path("merge-fails");
+        let journal = SqliteJournal::builder(&path)
+            .index_batch(2)
+            .open()
+            .await
+            .unwrap();
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TRIGGER no_merge BEFORE INSERT ON factum_stream_index \
+             BEGIN SELECT RAISE(ABORT, 'no merge'); END;",
+        )
+        .unwrap();
+        let merged = || -> i64 {
+            conn.query_row("SELECT merged FROM factum_positions", [], |row| row.get(0))
+                .unwrap()
+        };
+        for n in 1..=6 {
+            let written = journal.write(vec![part("s", n, b"{}")]).await;
+            assert!(matches!(written[..], [Ok(())]), "{written:?}");
+            assert_eq!(numbers(&journal, "s").await, (1..=n).collect::<Vec<_>>());
+        }
+        assert_eq!(merged(), 0);
+        conn.execute_batch("DROP TRIGGER no_merge").unwrap();
+        let mut n = 6;
+        while merged() == 0 {
+            n += 1;
+            assert!(n <= 20, "no merge after the trigger went");
+            let written = journal.write(vec![part("s", n, b"{}")]).await;
+            assert!(matches!(written[..], [Ok(())]), "{written:?}");
+        }
+        let indexed: i64 = conn
+            .query_row("SELECT count(*) FROM factum_stream_index", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(indexed, merged());
+        assert_eq!(numbers(&journal, "s").await, (1..=n).collect::<Vec<_>>());
+        drop((conn, journal));
         remove(&path);
     }
 

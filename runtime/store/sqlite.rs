@@ -1647,25 +1647,50 @@ fn read_stream(
         params![id, from, to, limit(max)],
     )?;
     // A stream's unmerged events come after its merged ones: its numbers grow with the
-    // positions.
-    let at = format!(
-        "SELECT {EVENT_COLUMNS} FROM factum_events e \
-         JOIN factum_streams s ON s.id = e.stream WHERE e.position = (SELECT ?1)"
-    );
-    for &(sequence_nr, position) in tail.of(id) {
-        if events.len() >= max || sequence_nr > to {
-            break;
+    // positions. At or below the merge position, an event is in the index (the tail keeps
+    // none there; checked all the same, since a duplicate would be worse than a lookup).
+    let wanted: Vec<i64> = tail
+        .of(id)
+        .iter()
+        .filter(|&&(sequence_nr, position)| {
+            (from..=to).contains(&sequence_nr) && position > tail.merged
+        })
+        .map(|&(_, position)| position)
+        .take(max.saturating_sub(events.len()))
+        .collect();
+    let (Some(&first), Some(&last)) = (wanted.first(), wanted.last()) else {
+        return Ok(events);
+    };
+    if wanted.len() >= DENSE_MIN && (last - first) / 4 < wanted.len() as i64 {
+        // Dense: one scan of the positions they span (the tail has seen every event up to
+        // `last`, so the stream's rows there are these, less any deleted since).
+        events.extend(query_events(
+            &tx,
+            &format!(
+                "SELECT {EVENT_COLUMNS} FROM factum_events e \
+                 JOIN factum_streams s ON s.id = e.stream \
+                 WHERE e.position >= (SELECT ?1) AND e.position <= (SELECT ?2) \
+                 AND e.stream = (SELECT ?3) ORDER BY e.position"
+            ),
+            params![first, last, id],
+        )?);
+    } else {
+        let at = format!(
+            "SELECT {EVENT_COLUMNS} FROM factum_events e \
+             JOIN factum_streams s ON s.id = e.stream WHERE e.position = (SELECT ?1)"
+        );
+        for position in wanted {
+            // Gone if it was deleted since the tail saw it.
+            events.extend(query_events(&tx, &at, [position])?);
         }
-        // At or below the merge position, an event is in the index (the tail keeps none
-        // there; checked all the same, since a duplicate would be worse than a lookup).
-        if sequence_nr < from || position <= tail.merged {
-            continue;
-        }
-        // Gone if it was deleted since the tail saw it.
-        events.extend(query_events(&tx, &at, [position])?);
     }
     Ok(events)
 }
+
+/// A read takes a stream's unmerged events in one scan of the positions they span when
+/// there are at least this many and they are at least a quarter of those positions; one
+/// by one otherwise.
+const DENSE_MIN: usize = 16;
 
 fn query_events(
     conn: &Connection,
@@ -2526,6 +2551,61 @@ mod tests {
         assert_eq!(indexed, merged());
         assert_eq!(numbers(&journal, "s").await, (1..=n).collect::<Vec<_>>());
         drop((conn, journal));
+        remove(&path);
+    }
+
+    /// A stream's unmerged events are read one by one when they are few or spread out, and
+    /// in one scan of the positions they span when they are many and close together: both
+    /// give exactly the stream's events in the range asked for, up to the count asked
+    /// for, and skip those deleted.
+    #[tokio::test]
+    async fn unmerged_events_read_alone_or_by_scan() {
+        let path = temp_path("unmerged");
+        let journal = SqliteJournal::open(&path).await.unwrap();
+        // `dense` writes every other position; `sparse` one in eleven.
+        for n in 1..=100u64 {
+            let mut parts = vec![part("filler", n, b"{}")];
+            if n <= 40 {
+                parts.push(part("dense", n, b"{}"));
+            }
+            if n % 10 == 0 {
+                parts.push(part("sparse", n / 10, b"{}"));
+            }
+            let written = journal.write(parts).await;
+            assert!(written.iter().all(Result::is_ok), "{written:?}");
+        }
+        let read = |pid: &'static str, from: u64, to: u64, max: usize| {
+            let journal = journal.clone();
+            async move {
+                let events = journal.read(pid, from, to, max).await.unwrap();
+                assert!(events.iter().all(|e| &*e.persistence_id == pid));
+                events.iter().map(|e| e.sequence_nr).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            read("dense", 1, u64::MAX, usize::MAX).await,
+            (1..=40).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            read("dense", 10, 30, usize::MAX).await,
+            (10..=30).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            read("dense", 10, 30, 17).await,
+            (10..=26).collect::<Vec<_>>()
+        );
+        assert_eq!(read("dense", 35, 50, 3).await, [35, 36, 37]);
+        assert_eq!(
+            read("sparse", 1, u64::MAX, usize::MAX).await,
+            (1..=10).collect::<Vec<_>>()
+        );
+        assert_eq!(read("sparse", 3, 5, usize::MAX).await, [3, 4, 5]);
+        journal.delete_to("dense", 20).await.unwrap();
+        assert_eq!(
+            read("dense", 1, u64::MAX, usize::MAX).await,
+            (21..=40).collect::<Vec<_>>()
+        );
+        drop(journal);
         remove(&path);
     }
 

@@ -225,6 +225,9 @@ const MERGE: &str = "INSERT INTO factum_stream_index (stream, sequence_nr, posit
      SELECT stream, sequence_nr, position FROM factum_events \
      WHERE position > (SELECT ?1) AND position <= (SELECT ?2) ORDER BY stream, sequence_nr";
 
+/// The newest event's position (0 for an empty journal).
+const NEWEST_POSITION: &str = "SELECT coalesce(MAX(position), 0) FROM factum_events";
+
 /// The last position merged into the stream index (0 if the row is missing: then every
 /// event is looked at as if unmerged, which is slow but right).
 const MERGED: &str = "SELECT coalesce(MAX(merged), 0) FROM factum_positions";
@@ -549,13 +552,16 @@ fn migrate_v2(tx: &Connection) -> rusqlite::Result<()> {
 
 /// Indexes every event of a migrated file (whose stream index is empty).
 fn index_all(tx: &Connection) -> rusqlite::Result<()> {
-    let upto: i64 = tx.query_row(
-        "SELECT coalesce(MAX(position), 0) FROM factum_events",
-        [],
-        |row| row.get(0),
-    )?;
-    tx.execute(MERGE, params![0, upto])?;
-    tx.execute("UPDATE factum_positions SET merged = ?1", [upto])?;
+    let upto = tx.query_row(NEWEST_POSITION, [], |row| row.get(0))?;
+    merge_into_index(tx, 0, upto)
+}
+
+/// Merges the events after position `merged`, up to `upto`, into the stream index, and
+/// records `upto` as the last merged position.
+fn merge_into_index(tx: &Connection, merged: i64, upto: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached(MERGE)?.execute(params![merged, upto])?;
+    tx.prepare_cached("UPDATE factum_positions SET merged = ?1")?
+        .execute([upto])?;
     Ok(())
 }
 
@@ -1457,21 +1463,12 @@ fn merge(conn: &mut Connection) -> Result<i64, JournalError> {
         .query_row(MERGED, [], |row| row.get(0))
         .map_err(backend)?;
     let upto: i64 = tx
-        .query_row(
-            "SELECT coalesce(MAX(position), 0) FROM factum_events",
-            [],
-            |row| row.get(0),
-        )
+        .query_row(NEWEST_POSITION, [], |row| row.get(0))
         .map_err(backend)?;
     if upto <= merged {
         return Ok(merged);
     }
-    tx.prepare_cached(MERGE)
-        .and_then(|mut s| s.execute(params![merged, upto]))
-        .map_err(backend)?;
-    tx.prepare_cached("UPDATE factum_positions SET merged = ?1")
-        .and_then(|mut s| s.execute([upto]))
-        .map_err(backend)?;
+    merge_into_index(&tx, merged, upto).map_err(backend)?;
     tx.commit().map_err(backend)?;
     Ok(upto)
 }
@@ -1634,18 +1631,7 @@ fn read_stream(
     let mut tail = reader.tail.borrow_mut();
     tail.refresh(&tx)?;
     let (from, to) = (clamp_i64(from), clamp_i64(to));
-    let mut events = query_events(
-        &tx,
-        &format!(
-            "SELECT {EVENT_COLUMNS} FROM factum_stream_index i \
-             JOIN factum_events e ON e.position = i.position \
-             JOIN factum_streams s ON s.id = e.stream \
-             WHERE i.stream = (SELECT ?1) AND i.sequence_nr >= (SELECT ?2) \
-             AND i.sequence_nr <= (SELECT ?3) \
-             ORDER BY i.sequence_nr LIMIT (SELECT ?4)"
-        ),
-        params![id, from, to, limit(max)],
-    )?;
+    let mut events = query_events(&tx, &INDEXED, params![id, from, to, limit(max)])?;
     // A stream's unmerged events come after its merged ones: its numbers grow with the
     // positions. At or below the merge position, an event is in the index (the tail keeps
     // none there; checked all the same, since a duplicate would be worse than a lookup).
@@ -1664,28 +1650,45 @@ fn read_stream(
     if wanted.len() >= DENSE_MIN && (last - first) / 4 < wanted.len() as i64 {
         // Dense: one scan of the positions they span (the tail has seen every event up to
         // `last`, so the stream's rows there are these, less any deleted since).
-        events.extend(query_events(
-            &tx,
-            &format!(
-                "SELECT {EVENT_COLUMNS} FROM factum_events e \
-                 JOIN factum_streams s ON s.id = e.stream \
-                 WHERE e.position >= (SELECT ?1) AND e.position <= (SELECT ?2) \
-                 AND e.stream = (SELECT ?3) ORDER BY e.position"
-            ),
-            params![first, last, id],
-        )?);
+        events.extend(query_events(&tx, &SPANNED, params![first, last, id])?);
     } else {
-        let at = format!(
-            "SELECT {EVENT_COLUMNS} FROM factum_events e \
-             JOIN factum_streams s ON s.id = e.stream WHERE e.position = (SELECT ?1)"
-        );
         for position in wanted {
             // Gone if it was deleted since the tail saw it.
-            events.extend(query_events(&tx, &at, [position])?);
+            events.extend(query_events(&tx, &AT, [position])?);
         }
     }
     Ok(events)
 }
+
+/// A stream's merged events from `?2` to `?3`, at most `?4`; `?1` is the stream's id.
+static INDEXED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {EVENT_COLUMNS} FROM factum_stream_index i \
+         JOIN factum_events e ON e.position = i.position \
+         JOIN factum_streams s ON s.id = e.stream \
+         WHERE i.stream = (SELECT ?1) AND i.sequence_nr >= (SELECT ?2) \
+         AND i.sequence_nr <= (SELECT ?3) \
+         ORDER BY i.sequence_nr LIMIT (SELECT ?4)"
+    )
+});
+
+/// A stream's events at positions `?1` to `?2`; `?3` is the stream's id.
+static SPANNED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {EVENT_COLUMNS} FROM factum_events e \
+         JOIN factum_streams s ON s.id = e.stream \
+         WHERE e.position >= (SELECT ?1) AND e.position <= (SELECT ?2) \
+         AND e.stream = (SELECT ?3) ORDER BY e.position"
+    )
+});
+
+/// The event at position `?1`.
+static AT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {EVENT_COLUMNS} FROM factum_events e \
+         JOIN factum_streams s ON s.id = e.stream WHERE e.position = (SELECT ?1)"
+    )
+});
 
 /// A read takes a stream's unmerged events in one scan of the positions they span when
 /// there are at least this many and they are at least a quarter of those positions; one
@@ -1743,9 +1746,7 @@ impl Journal for SqliteJournal {
         Box::pin(self.read_with(move |reader| {
             let tx = ReadTransaction::begin(reader)?;
             let mut tail = reader.tail.borrow_mut();
-            if stream_id(&tx, &pid)?.is_some() {
-                tail.refresh(&tx)?;
-            }
+            tail.refresh(&tx)?;
             let mut find = tx.prepare_cached(FIND_STREAM).map_err(backend)?;
             Ok(find_stream(&mut find, &pid, &tail)?.map_or(0, |stream| stream.highest))
         }))

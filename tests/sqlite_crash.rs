@@ -155,7 +155,7 @@ async fn file_is_wal_and_readable_with_sql() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3, "schema version");
+    assert_eq!(version, 4, "schema version");
     let (payload, tags, manifest): (String, String, String) = conn
         .query_row(
             "SELECT payload, tags, manifest FROM factum_journal WHERE persistence_id = ?1",

@@ -23,27 +23,30 @@
 //!   are never given twice: the writer numbers events after the larger of `highest` and
 //!   the newest event's (an `AUTOINCREMENT` key would do the same at the cost of a table
 //!   update per insert);
-//! - `factum_event_tags (tag, position)`: the index for reading by tag;
+//! - `factum_event_tags (tag, position)`: the index for reading by tag, which lags the
+//!   journal like the stream index;
 //! - `factum_snapshots (persistence_id, sequence_nr, version, payload, timestamp)`;
 //! - the view `factum_journal`: the events with their persistence ids.
 //!
 //! So `sqlite3 bank.db "select persistence_id, sequence_nr, manifest, payload from
 //! factum_journal"` shows the events.
 //!
-//! # The stream index
+//! # The stream and tag indexes
 //!
-//! A commit appends its events at the end of `factum_events` and touches no index keyed
-//! by stream: with many streams, each command would otherwise dirty an index page of its
-//! own, and a commit's log grow with the index (D1 in BENCHMARKS.md). The writer merges
-//! the events into `factum_stream_index` once [`SqliteBuilder::index_batch`] of them
-//! (8,192 by default) are unmerged, in one sorted pass in a transaction of its own, and
-//! records the last merged position in `factum_positions.merged`.
+//! A commit appends its events at the end of `factum_events` and touches no index: with
+//! many streams, each command would otherwise dirty a stream index page of its own, and a
+//! commit's log grow with the index; and a tag index row costs a commit a page of its own
+//! too (D1 in BENCHMARKS.md). The writer merges the events into `factum_stream_index` and
+//! `factum_event_tags` once [`SqliteBuilder::index_batch`] of them (8,192 by default) are
+//! unmerged, in one sorted pass per index in a transaction of its own, and records the
+//! last merged position in `factum_positions.merged`.
 //!
 //! Reads stay exact. Each connection (the writer's and each reader thread's) keeps the
-//! events after the last merge by stream, catching up on those written since it last
-//! looked by reading the events after the last position it saw (positions only grow). A
-//! stream's read takes, in one read transaction, the merge position, its merged events
-//! from the index and its later ones by position. The writer checks each part against
+//! events after the last merge by stream (and a reader's, by tag too), catching up on
+//! those written since it last looked by reading the events after the last position it
+//! saw (positions only grow). A stream's read takes, in one read transaction, the merge
+//! position, its merged events from the index and its later ones by position; a read by
+//! tag does the same with the tag index. The writer checks each part against
 //! its stream's highest number in the index and in what it keeps, which it brings up to
 //! date at the start of a transaction whenever another connection wrote (`PRAGMA
 //! data_version`); the write lock keeps that check true until the commit.
@@ -72,8 +75,7 @@
 //! or when a transaction fails. A part that would start a stream the writer does not know
 //! adds the stream first, and looks it up only if it was there already. The event insert
 //! keeps its bindings from one event to the next and binds again only the values that
-//! changed (the manifest, the tags, the writer usually do not). The tag index rows of a
-//! run of writes are inserted together, up to 64 in one statement.
+//! changed (the manifest, the tags, the writer usually do not).
 //! Several processes (or several handles) may write to one file: SQLite's lock
 //! serializes their transactions.
 //!
@@ -110,9 +112,12 @@ use super::{
     AtomicWrite, BoxFuture, EventRecord, Journal, JournalError, SnapshotRecord, SnapshotStore,
 };
 
-/// The schema version this code writes and reads (`PRAGMA user_version`). Version 1 and 2
-/// files are migrated on open.
-const SCHEMA_VERSION: i64 = 3;
+/// The schema version this code writes and reads (`PRAGMA user_version`). Version 1, 2 and 3
+/// files are migrated on open. Version 3 has the same tables, but indexed each event's
+/// tags as it was committed: its tag index holds rows above the merge position, which a
+/// merge leaves as they are. The version changed so that an older build, which reads a
+/// tag from the index alone and would miss the unmerged events, refuses the file.
+const SCHEMA_VERSION: i64 = 4;
 
 /// How long a connection waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -232,27 +237,36 @@ const NEWEST_POSITION: &str = "SELECT coalesce(MAX(position), 0) FROM factum_eve
 /// event is looked at as if unmerged, which is slow but right).
 const MERGED: &str = "SELECT coalesce(MAX(merged), 0) FROM factum_positions";
 
+/// The tagged events after position `?1`, up to `?2`: their positions and tags.
+const TAGS_BETWEEN: &str = "SELECT position, tags FROM factum_events \
+     WHERE position > (SELECT ?1) AND position <= (SELECT ?2) AND tags <> '[]'";
+
 /// The events after position `?1`, oldest first: what a [`Tail`] has not seen.
 const UNSEEN: &str = "SELECT position, stream, sequence_nr FROM factum_events \
      WHERE position > (SELECT ?1) ORDER BY position";
 
-/// How many events, by default, the stream index lags the journal at most before the
-/// writer merges them into it ([`SqliteBuilder::index_batch`]).
+/// [`UNSEEN`] with the events' tags, for a tail that keeps them.
+const UNSEEN_TAGGED: &str = "SELECT position, stream, sequence_nr, tags FROM factum_events \
+     WHERE position > (SELECT ?1) ORDER BY position";
+
+/// How many events, by default, the stream and tag indexes lag the journal at most before
+/// the writer merges them into them ([`SqliteBuilder::index_batch`]).
 const INDEX_BATCH: usize = 8192;
 
 const INSERT_EVENT: &str = "INSERT INTO factum_events (position, stream, sequence_nr, manifest, \
      version, payload, tags, command_id, timestamp, writer_id) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
-/// Tag index rows are inserted in statements of this many rows (then of fewer): one
-/// statement per row cost as much as the event's own insert.
+/// A merge inserts tag index rows in statements of this many rows (then of fewer): one
+/// statement per row costs as much as an event's own insert.
 const TAG_ROWS: [usize; 4] = [64, 16, 4, 1];
 
-/// The statements inserting [`TAG_ROWS`] rows into the tag index.
+/// The statements inserting [`TAG_ROWS`] rows into the tag index. A row there already (a
+/// version 3 file indexed tags at commit) is left as it is.
 static INSERT_TAGS: LazyLock<[String; 4]> = LazyLock::new(|| {
     TAG_ROWS.map(|rows| {
         let values = vec!["(?, ?)"; rows].join(", ");
-        format!("INSERT INTO factum_event_tags (tag, position) VALUES {values}")
+        format!("INSERT OR IGNORE INTO factum_event_tags (tag, position) VALUES {values}")
     })
 });
 
@@ -346,12 +360,13 @@ impl SqliteBuilder {
         self
     }
 
-    /// How many events the stream index may lag the journal by (default 8,192; at least
-    /// 1). Events are committed with their position only; the writer merges them into the
-    /// `(stream, sequence_nr)` index once this many are unmerged, in one sorted pass, so
-    /// that a commit writes no index page and a merge writes each page once. Reads are
-    /// exact at any lag: a stream's unmerged events are found by position. A smaller batch
-    /// writes more index pages per event once the index is large.
+    /// How many events the stream and tag indexes may lag the journal by (default 8,192; at
+    /// least 1). Events are committed with their position only; the writer merges them
+    /// into the `(stream, sequence_nr)` and `(tag, position)` indexes once this many are
+    /// unmerged, in one sorted pass each, so that a commit writes no index page and a
+    /// merge writes each page once. Reads are exact at any lag: a stream's or a tag's
+    /// unmerged events are found by position. A smaller batch writes more index pages per
+    /// event once the indexes are large.
     pub fn index_batch(mut self, events: usize) -> Self {
         self.index_batch = events.max(1);
         self
@@ -503,7 +518,8 @@ fn open_writer(path: &Path) -> Result<Connection, JournalError> {
         2 => migrate_v2(&tx)
             .and_then(|()| index_all(&tx))
             .map_err(backend)?,
-        SCHEMA_VERSION => {}
+        // Every event of a version 3 file has its tag rows already.
+        3 | SCHEMA_VERSION => {}
         other => {
             return Err(corrupt(format!(
                 "`{}` has schema version {other}; this version of factum knows {SCHEMA_VERSION}",
@@ -556,10 +572,34 @@ fn index_all(tx: &Connection) -> rusqlite::Result<()> {
     merge_into_index(tx, 0, upto)
 }
 
-/// Merges the events after position `merged`, up to `upto`, into the stream index, and
-/// records `upto` as the last merged position.
+/// Merges the events after position `merged`, up to `upto`, into the stream index and the
+/// tag index, and records `upto` as the last merged position.
 fn merge_into_index(tx: &Connection, merged: i64, upto: i64) -> rusqlite::Result<()> {
     tx.prepare_cached(MERGE)?.execute(params![merged, upto])?;
+    let mut rows = Vec::new();
+    {
+        let mut select = tx.prepare_cached(TAGS_BETWEEN)?;
+        let mut events = select.query(params![merged, upto])?;
+        while let Some(event) = events.next()? {
+            let position: i64 = event.get(0)?;
+            // An event whose tags are not a list of strings is not indexed (reading it
+            // reports the corruption); it must not stop every later merge.
+            let tags = match event.get_ref(1)? {
+                ValueRef::Text(json) => serde_json::from_slice::<Vec<String>>(json).ok(),
+                _ => None,
+            };
+            match tags {
+                Some(tags) => rows.extend(tags.into_iter().map(|tag| (tag, position))),
+                None => tracing::warn!(position, "an event's tags are corrupt; not indexed"),
+            }
+        }
+    }
+    // Sorted by the index's key, each of its pages is written once; a tag repeated in one
+    // event is indexed once.
+    rows.sort_unstable();
+    rows.dedup();
+    let rows: Vec<(&str, i64)> = rows.iter().map(|(tag, p)| (tag.as_str(), *p)).collect();
+    insert_tags(tx, &rows)?;
     tx.prepare_cached("UPDATE factum_positions SET merged = ?1")?
         .execute([upto])?;
     Ok(())
@@ -695,7 +735,7 @@ fn run_reader(path: &Path, reads: &Reads) {
         Ok(conn) => {
             let reader = Reader {
                 conn,
-                tail: RefCell::default(),
+                tail: RefCell::new(Tail::with_tags()),
             };
             while let Some(job) = reads.next() {
                 let read = std::panic::AssertUnwindSafe(|| job(Ok(&reader)));
@@ -787,8 +827,9 @@ impl Memory {
     }
 }
 
-/// The events after the last merge into the stream index, by stream, as one connection
-/// has seen them: where the index does not reach, a stream's events are found here.
+/// The events after the last merge into the indexes, by stream (and by tag, in a reader's
+/// tail), as one connection has seen them: where the indexes do not reach, a stream's or
+/// a tag's events are found here.
 ///
 /// Positions only grow (the writer numbers events after the highest position ever given),
 /// so what a connection has seen of the journal is everything up to a position, and it
@@ -806,11 +847,22 @@ struct Tail {
     seen: i64,
     /// By stream id: `(sequence_nr, position)` in the order of both.
     streams: HashMap<i64, Vec<(i64, i64)>>,
+    /// By tag: the positions of the events carrying it, in order; `None` in the writer's
+    /// tail, which never reads by tag.
+    tags: Option<HashMap<Box<str>, Vec<i64>>>,
     /// How many entries `streams` holds.
     len: usize,
 }
 
 impl Tail {
+    /// A tail that keeps the events by tag too (a reader's).
+    fn with_tags() -> Self {
+        Tail {
+            tags: Some(HashMap::new()),
+            ..Tail::default()
+        }
+    }
+
     /// Catches up with the file as `conn`'s transaction sees it: drops what was merged
     /// since, and adds the events written since (by another connection, for the writer).
     fn refresh(&mut self, conn: &Connection) -> Result<(), JournalError> {
@@ -824,7 +876,9 @@ impl Tail {
         } else {
             self.merged_to(merged);
         }
-        let mut unseen = conn.prepare_cached(UNSEEN).map_err(backend)?;
+        let tagged = self.tags.is_some();
+        let sql = if tagged { UNSEEN_TAGGED } else { UNSEEN };
+        let mut unseen = conn.prepare_cached(sql).map_err(backend)?;
         let mut rows = unseen.query([self.seen]).map_err(backend)?;
         while let Some(row) = rows.next().map_err(backend)? {
             let value = |i: usize| match row.get_ref(i) {
@@ -833,7 +887,18 @@ impl Tail {
                     "corrupt `factum_events` row: column {i} is not an integer"
                 ))),
             };
-            self.add(value(1)?, value(2)?, value(0)?);
+            let position = value(0)?;
+            self.add(value(1)?, value(2)?, position);
+            if let (Some(tags), Ok(ValueRef::Text(json))) = (&mut self.tags, row.get_ref(3)) {
+                // As in a merge, tags that are not a list of strings are not indexed.
+                if json != b"[]"
+                    && let Ok(list) = serde_json::from_slice::<Vec<String>>(json)
+                {
+                    for tag in list {
+                        add_tagged(tags, &tag, position);
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -841,6 +906,9 @@ impl Tail {
     /// Forgets everything: the next refresh reads the whole tail again.
     fn reset(&mut self) {
         self.streams.clear();
+        if let Some(tags) = &mut self.tags {
+            tags.clear();
+        }
         self.len = 0;
         self.valid = false;
     }
@@ -866,6 +934,12 @@ impl Tail {
             len += entries.len();
             !entries.is_empty()
         });
+        if let Some(tags) = &mut self.tags {
+            tags.retain(|_, positions| {
+                positions.retain(|&position| position > merged);
+                !positions.is_empty()
+            });
+        }
         self.len = len;
         self.merged = merged;
         self.seen = self.seen.max(merged);
@@ -874,6 +948,27 @@ impl Tail {
     /// The unmerged events of a stream, `(sequence_nr, position)`, oldest first.
     fn of(&self, stream: i64) -> &[(i64, i64)] {
         self.streams.get(&stream).map_or(&[], Vec::as_slice)
+    }
+
+    /// The positions of the unmerged events carrying `tag`, oldest first (none in a tail
+    /// that does not keep tags).
+    fn tagged(&self, tag: &str) -> &[i64] {
+        self.tags
+            .as_ref()
+            .and_then(|tags| tags.get(tag))
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Adds the event at `position`, newer than every one in `tags`, to `tag`'s positions
+/// (once, if the event repeats the tag).
+fn add_tagged(tags: &mut HashMap<Box<str>, Vec<i64>>, tag: &str, position: i64) {
+    match tags.get_mut(tag) {
+        Some(positions) if positions.last() == Some(&position) => {}
+        Some(positions) => positions.push(position),
+        None => {
+            tags.insert(Box::from(tag), vec![position]);
+        }
     }
 }
 
@@ -1032,11 +1127,6 @@ impl Writer {
                         }
                         written.push(result);
                     }
-                    if failed.is_none()
-                        && let Err(error) = insert_tags(&tx, &run.tags)
-                    {
-                        failed = Some(error);
-                    }
                     added.append(&mut run.added);
                     drop(run);
                     for ((parts, reply), written) in writes.into_iter().zip(written) {
@@ -1149,8 +1239,6 @@ impl<'conn> Statements<'conn> {
 /// What a run of write jobs gathers as its events are inserted.
 #[derive(Default)]
 struct Run<'a> {
-    /// The events' tag index rows, inserted together after them ([`insert_tags`]).
-    tags: Vec<(&'a str, i64)>,
     /// The event inserted last. The insert statement keeps its bindings from one event
     /// to the next, so the values that usually repeat (manifest, version, tags, command
     /// id, writer) are bound again only when they differ from this event's.
@@ -1327,12 +1415,6 @@ fn insert_part<'a>(
             }
             Err(error) => return Err(backend(error)),
         }
-        // A tag repeated in one event is indexed once.
-        for (i, tag) in event.tags.iter().enumerate() {
-            if !event.tags.iter().take(i).any(|earlier| earlier == tag) {
-                run.tags.push((tag, position));
-            }
-        }
     }
     Ok(position)
 }
@@ -1352,17 +1434,17 @@ fn is_unique_violation(error: &rusqlite::Error) -> bool {
 }
 
 /// Inserts tag index rows, [`TAG_ROWS`] at a time.
-fn insert_tags(conn: &Connection, mut rows: &[(&str, i64)]) -> Result<(), JournalError> {
+fn insert_tags(conn: &Connection, mut rows: &[(&str, i64)]) -> rusqlite::Result<()> {
     for (size, sql) in TAG_ROWS.iter().zip(&*INSERT_TAGS) {
         if rows.len() < *size {
             continue;
         }
-        let mut insert = conn.prepare_cached(sql).map_err(backend)?;
+        let mut insert = conn.prepare_cached(sql)?;
         while let Some((chunk, rest)) = rows.split_at_checked(*size) {
             let values = chunk
                 .iter()
                 .flat_map(|(tag, position)| [tag as &dyn ToSql, position as &dyn ToSql]);
-            insert.execute(params_from_iter(values)).map_err(backend)?;
+            insert.execute(params_from_iter(values))?;
             rows = rest;
         }
     }
@@ -1635,30 +1717,110 @@ fn read_stream(
     // A stream's unmerged events come after its merged ones: its numbers grow with the
     // positions. At or below the merge position, an event is in the index (the tail keeps
     // none there; checked all the same, since a duplicate would be worse than a lookup).
-    let wanted: Vec<i64> = tail
+    let candidates = tail
         .of(id)
         .iter()
         .filter(|&&(sequence_nr, position)| {
             (from..=to).contains(&sequence_nr) && position > tail.merged
         })
-        .map(|&(_, position)| position)
-        .take(max.saturating_sub(events.len()))
-        .collect();
-    let (Some(&first), Some(&last)) = (wanted.first(), wanted.last()) else {
-        return Ok(events);
-    };
-    if wanted.len() >= DENSE_MIN && (last - first) / 4 < wanted.len() as i64 {
-        // Dense: one scan of the positions they span (the tail has seen every event up to
-        // `last`, so the stream's rows there are these, less any deleted since).
-        events.extend(query_events(&tx, &SPANNED, params![first, last, id])?);
-    } else {
-        for position in wanted {
-            // Gone if it was deleted since the tail saw it.
-            events.extend(query_events(&tx, &AT, [position])?);
+        .map(|&(_, position)| position);
+    read_candidates(&mut events, max, candidates, |wanted| {
+        let (Some(&first), Some(&last)) = (wanted.first(), wanted.last()) else {
+            return Ok(Vec::new());
+        };
+        if wanted.len() >= DENSE_MIN && (last - first) / 4 < wanted.len() as i64 {
+            // Dense: one scan of the positions they span (the tail has seen every event up
+            // to `last`, so the stream's rows there are these, less any deleted since).
+            query_events(&tx, &SPANNED, params![first, last, id])
+        } else {
+            let mut found = Vec::with_capacity(wanted.len());
+            for &position in wanted {
+                found.extend(query_events(&tx, &AT, [position])?);
+            }
+            Ok(found)
         }
-    }
+    })?;
     Ok(events)
 }
+
+/// Reads the unmerged events at `candidates` (positions a tail has seen, oldest first)
+/// with `fetch` until `events` holds `max`. An event deleted since the tail saw it is not
+/// found: the next candidates are read in its place, so that a read returns fewer than
+/// `max` only when there are no more.
+fn read_candidates(
+    events: &mut Vec<EventRecord>,
+    max: usize,
+    mut candidates: impl Iterator<Item = i64>,
+    mut fetch: impl FnMut(&[i64]) -> Result<Vec<EventRecord>, JournalError>,
+) -> Result<(), JournalError> {
+    loop {
+        let room = max.saturating_sub(events.len());
+        let wanted: Vec<i64> = candidates.by_ref().take(room).collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let found = fetch(&wanted)?;
+        let complete = found.len() >= wanted.len();
+        events.extend(found);
+        if complete {
+            return Ok(());
+        }
+    }
+}
+
+/// The events carrying `tag` after position `after`, at most `max`: those merged into the
+/// tag index, then those after the last merge, found by the reader's tail, all in one read
+/// transaction (as in [`read_stream`]).
+fn read_tag(
+    reader: &Reader,
+    tag: &str,
+    after: u64,
+    max: usize,
+) -> Result<Vec<EventRecord>, JournalError> {
+    let tx = ReadTransaction::begin(reader)?;
+    let mut tail = reader.tail.borrow_mut();
+    tail.refresh(&tx)?;
+    let after = clamp_i64(after);
+    // Only the merged rows: a version 3 file has rows above the merge position too, which
+    // the tail has as well.
+    let mut events = query_events(
+        &tx,
+        &TAG_INDEXED,
+        params![tag, after, tail.merged, limit(max)],
+    )?;
+    let candidates = tail
+        .tagged(tag)
+        .iter()
+        .copied()
+        .filter(|&position| position > after && position > tail.merged);
+    read_candidates(&mut events, max, candidates, |wanted| {
+        // Looked up by position, in one statement.
+        let list = serde_json::to_string(wanted).map_err(JournalError::backend)?;
+        query_events(&tx, &LISTED, [list])
+    })?;
+    Ok(events)
+}
+
+/// The merged events carrying tag `?1` with a position above `?2`, up to `?3` (the last
+/// merged position), at most `?4`.
+static TAG_INDEXED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {EVENT_COLUMNS} FROM factum_event_tags t \
+         JOIN factum_events e ON e.position = t.position \
+         JOIN factum_streams s ON s.id = e.stream \
+         WHERE t.tag = CAST(?1 AS TEXT) AND t.position > (SELECT ?2) \
+         AND t.position <= (SELECT ?3) ORDER BY t.position LIMIT (SELECT ?4)"
+    )
+});
+
+/// The events at the positions listed in `?1` (a JSON array), in order.
+static LISTED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {EVENT_COLUMNS} FROM factum_events e \
+         JOIN factum_streams s ON s.id = e.stream \
+         WHERE e.position IN (SELECT value FROM json_each(?1)) ORDER BY e.position"
+    )
+});
 
 /// A stream's merged events from `?2` to `?3`, at most `?4`; `?1` is the stream's id.
 static INDEXED: LazyLock<String> = LazyLock::new(|| {
@@ -1786,19 +1948,7 @@ impl Journal for SqliteJournal {
         max: usize,
     ) -> BoxFuture<'a, Result<Vec<EventRecord>, JournalError>> {
         let tag = tag.to_owned();
-        Box::pin(self.read_with(move |conn| {
-            query_events(
-                conn,
-                &format!(
-                    "SELECT {EVENT_COLUMNS} FROM factum_event_tags t \
-                     JOIN factum_events e ON e.position = t.position \
-                     JOIN factum_streams s ON s.id = e.stream \
-                     WHERE t.tag = CAST(?1 AS TEXT) AND t.position > (SELECT ?2) \
-                     ORDER BY t.position LIMIT (SELECT ?3)"
-                ),
-                params![tag, clamp_i64(after), limit(max)],
-            )
-        }))
+        Box::pin(self.read_with(move |reader| read_tag(reader, &tag, after, max)))
     }
 }
 
@@ -2208,40 +2358,228 @@ mod tests {
         remove(&path);
     }
 
-    /// The tag index rows of a transaction are inserted in statements of several rows:
-    /// every count of rows is indexed whole, a tag repeated in one event once.
-    #[tokio::test]
-    async fn every_tag_row_of_a_transaction_is_indexed() {
-        let path = temp_path("tags");
-        let journal = SqliteJournal::open(&path).await.unwrap();
-        let tagged = |pid: &str, events: u64| {
-            let mut write = part(pid, 1, b"{}");
-            let first = write.events.pop().unwrap();
-            write.events = (1..=events)
-                .map(|seq| EventRecord {
-                    sequence_nr: seq,
-                    tags: Tags::owned(vec!["a".into(), "b".into(), "a".into()]),
-                    ..first.clone()
-                })
-                .collect();
-            write
-        };
-        // 85 = 64 + 16 + 4 + 1 rows of each tag, 170 rows in all; then one more part.
-        let written = journal.write(vec![tagged("x", 85), tagged("y", 2)]).await;
-        assert!(written.iter().all(Result::is_ok), "{written:?}");
-        for tag in ["a", "b"] {
-            let read = journal.read_tag(tag, 0, 1000).await.unwrap();
-            let seqs: Vec<_> = read
-                .iter()
-                .map(|e| (&*e.persistence_id, e.sequence_nr))
-                .collect();
-            let expected: Vec<_> = (1..=85)
-                .map(|s| ("x", s))
-                .chain([("y", 1), ("y", 2)])
-                .collect();
-            assert_eq!(seqs, expected, "tag {tag}");
+    /// `pid`'s events `from..=to`, each carrying `tags`.
+    fn tagged(pid: &str, from: u64, to: u64, tags: &[&str]) -> AtomicWrite {
+        let mut write = part(pid, from, b"{}");
+        let first = write.events.pop().unwrap();
+        write.events = (from..=to)
+            .map(|seq| EventRecord {
+                sequence_nr: seq,
+                tags: Tags::owned(tags.iter().map(|t| t.to_string()).collect()),
+                ..first.clone()
+            })
+            .collect();
+        write
+    }
+
+    /// Waits until the writer has done what it does after its last answer (a merge): it
+    /// runs a job at a time, and this one changes nothing.
+    async fn settle(journal: &SqliteJournal) {
+        journal.delete_to("no such stream", 1).await.unwrap();
+    }
+
+    /// `(persistence id, sequence number)` of each event `journal` reads for `tag`, paged
+    /// `page` at a time.
+    async fn by_tag(journal: &SqliteJournal, tag: &str, page: usize) -> Vec<(String, u64)> {
+        let mut read = Vec::new();
+        let mut after = 0;
+        loop {
+            let events = journal.read_tag(tag, after, page).await.unwrap();
+            assert!(events.len() <= page);
+            let Some(last) = events.last() else {
+                return read;
+            };
+            after = last.position;
+            read.extend(
+                events
+                    .iter()
+                    .map(|e| (e.persistence_id.to_string(), e.sequence_nr)),
+            );
         }
+    }
+
+    /// A commit writes no tag index row: a merge indexes the tags, each of its rows once in
+    /// one multi-row statement or more (85 = 64 + 16 + 4 + 1 rows of a tag), a tag repeated
+    /// in one event once. Every tag reads back whole and in order, from the writing handle
+    /// and from another one, paged or not, before the merge, across it and after it, and
+    /// after a delete that spans merged and unmerged events.
+    #[tokio::test]
+    async fn tags_read_back_whole_merged_or_not() {
+        let path = temp_path("tags");
+        let journal = SqliteJournal::builder(&path)
+            .index_batch(100)
+            .open()
+            .await
+            .unwrap();
+        let other = SqliteJournal::open(&path).await.unwrap();
+        let conn = Connection::open(&path).unwrap();
+        let one = |sql: &str| -> i64 { conn.query_row(sql, [], |row| row.get(0)).unwrap() };
+        let tricky = "quote \" nul \u{0} ünïcødé";
+        let written = journal
+            .write(vec![
+                tagged("x", 1, 85, &["a", tricky, "a"]),
+                tagged("y", 1, 2, &["a"]),
+            ])
+            .await;
+        assert!(written.iter().all(Result::is_ok), "{written:?}");
+        let x = |range: std::ops::RangeInclusive<u64>| range.map(|s| ("x".to_string(), s));
+        let mut a: Vec<_> = x(1..=85)
+            .chain([("y".into(), 1), ("y".into(), 2)])
+            .collect();
+        let journals = [&journal, &other];
+        let check = |a: Vec<(String, u64)>, tricky_x: Vec<(String, u64)>| async move {
+            for page in [1, 7, 1000] {
+                for j in journals {
+                    assert_eq!(by_tag(j, "a", page).await, a, "page {page}");
+                    assert_eq!(by_tag(j, tricky, page).await, tricky_x, "page {page}");
+                    assert_eq!(by_tag(j, "none", page).await, []);
+                }
+            }
+        };
+        check(a.clone(), x(1..=85).collect()).await;
+        assert_eq!(one("SELECT merged FROM factum_positions"), 0);
+        assert_eq!(one("SELECT count(*) FROM factum_event_tags"), 0);
+
+        // 20 more events of `y`: 107 in all, over the batch of 100, so the writer merges.
+        let written = journal.write(vec![tagged("y", 3, 22, &["a"])]).await;
+        assert!(matches!(written[..], [Ok(())]), "{written:?}");
+        settle(&journal).await;
+        a.extend((3..=22).map(|s| ("y".to_string(), s)));
+        assert_eq!(one("SELECT merged FROM factum_positions"), 107);
+        assert_eq!(
+            one("SELECT count(*) FROM factum_event_tags WHERE tag = 'a'"),
+            107
+        );
+        assert_eq!(one("SELECT count(*) FROM factum_event_tags"), 107 + 85);
+        check(a.clone(), x(1..=85).collect()).await;
+
+        // Unmerged events after the merged ones, then a delete spanning both.
+        let written = journal.write(vec![tagged("x", 86, 90, &[tricky])]).await;
+        assert!(matches!(written[..], [Ok(())]), "{written:?}");
+        assert_eq!(one("SELECT count(*) FROM factum_event_tags"), 107 + 85);
+        check(a.clone(), x(1..=90).collect()).await;
+        journal.delete_to("x", 88).await.unwrap();
+        a.retain(|(pid, _)| pid != "x");
+        check(a.clone(), x(89..=90).collect()).await;
+        drop((conn, journal, other));
+        remove(&path);
+    }
+
+    /// A reader's tail keeps the events it saw until they are merged, deleted or not: a
+    /// read whose first candidates were deleted since reads the next ones in their place,
+    /// and returns fewer than asked only when there are no more.
+    #[tokio::test]
+    async fn a_read_skips_events_deleted_since_its_tail_saw_them() {
+        let path = temp_path("deleted-candidates");
+        let journal = SqliteJournal::open(&path).await.unwrap();
+        let written = journal.write(vec![tagged("s", 1, 5, &["t"])]).await;
+        assert!(matches!(written[..], [Ok(())]), "{written:?}");
+        // The reads run one at a time, on the thread that is waiting: its tail sees 1..=5.
+        assert_eq!(numbers(&journal, "s").await, [1, 2, 3, 4, 5]);
+        journal.delete_to("s", 3).await.unwrap();
+        let read = |max: usize| journal.read("s", 1, u64::MAX, max);
+        let seqs = |events: Vec<EventRecord>| -> Vec<u64> {
+            events.iter().map(|e| e.sequence_nr).collect()
+        };
+        assert_eq!(seqs(read(1).await.unwrap()), [4]);
+        assert_eq!(seqs(read(2).await.unwrap()), [4, 5]);
+        assert_eq!(seqs(read(3).await.unwrap()), [4, 5]);
+        let tag = |max: usize| journal.read_tag("t", 0, max);
+        assert_eq!(seqs(tag(1).await.unwrap()), [4]);
+        assert_eq!(seqs(tag(2).await.unwrap()), [4, 5]);
+        assert_eq!(seqs(tag(3).await.unwrap()), [4, 5]);
         drop(journal);
+        remove(&path);
+    }
+
+    /// An event whose tags are not a list of strings (written by hand into the file) stops
+    /// no merge: the others are indexed, and read by tag as before.
+    #[tokio::test]
+    async fn corrupt_tags_stop_no_merge() {
+        let path = temp_path("corrupt-tags");
+        let journal = SqliteJournal::builder(&path)
+            .index_batch(4)
+            .open()
+            .await
+            .unwrap();
+        let written = journal.write(vec![tagged("s", 1, 2, &["t"])]).await;
+        assert!(matches!(written[..], [Ok(())]), "{written:?}");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "INSERT INTO factum_streams (persistence_id) VALUES ('bad');
+             INSERT INTO factum_events (position, stream, sequence_nr, manifest, version,
+                 payload, tags, timestamp, writer_id)
+             SELECT 3, id, 1, 'Deposited', 1, '{}', '[\"t\", 1', 0, 'test'
+             FROM factum_streams WHERE persistence_id = 'bad';",
+        )
+        .unwrap();
+        let written = journal.write(vec![tagged("s", 3, 4, &["t"])]).await;
+        assert!(matches!(written[..], [Ok(())]), "{written:?}");
+        settle(&journal).await;
+        let one = |sql: &str| -> i64 { conn.query_row(sql, [], |row| row.get(0)).unwrap() };
+        assert_eq!(one("SELECT merged FROM factum_positions"), 5);
+        let indexed: String = conn
+            .query_row(
+                "SELECT group_concat(position) FROM factum_event_tags",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexed, "1,2,4,5");
+        let s = |range: std::ops::RangeInclusive<u64>| range.map(|n| ("s".to_string(), n));
+        assert_eq!(
+            by_tag(&journal, "t", 10).await,
+            s(1..=4).collect::<Vec<_>>()
+        );
+        drop((conn, journal));
+        remove(&path);
+    }
+
+    /// A version 3 file indexed tags as they were committed, unmerged events' too: opened
+    /// by this version, it is version 4, and each tagged event is read once, before and
+    /// after its rows are merged again.
+    #[tokio::test]
+    async fn a_version_3_file_reads_each_tag_once() {
+        let path = temp_path("v3");
+        let journal = SqliteJournal::builder(&path)
+            .index_batch(6)
+            .open()
+            .await
+            .unwrap();
+        let written = journal.write(vec![tagged("s", 1, 4, &["t"])]).await;
+        assert!(matches!(written[..], [Ok(())]), "{written:?}");
+        drop(journal);
+        // What version 3 left: a row per event and tag, merged or not.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "INSERT INTO factum_event_tags (tag, position) VALUES ('t', 1), ('t', 2),
+                 ('t', 3), ('t', 4);
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+        let journal = SqliteJournal::builder(&path)
+            .index_batch(6)
+            .open()
+            .await
+            .unwrap();
+        let one = |sql: &str| -> i64 { conn.query_row(sql, [], |row| row.get(0)).unwrap() };
+        assert_eq!(one("PRAGMA user_version"), SCHEMA_VERSION);
+        let s = |range: std::ops::RangeInclusive<u64>| range.map(|n| ("s".to_string(), n));
+        assert_eq!(
+            by_tag(&journal, "t", 10).await,
+            s(1..=4).collect::<Vec<_>>()
+        );
+        assert_eq!(by_tag(&journal, "t", 3).await, s(1..=4).collect::<Vec<_>>());
+        let written = journal.write(vec![tagged("s", 5, 6, &["t"])]).await;
+        assert!(matches!(written[..], [Ok(())]), "{written:?}");
+        settle(&journal).await;
+        assert_eq!(one("SELECT merged FROM factum_positions"), 6);
+        assert_eq!(one("SELECT count(*) FROM factum_event_tags"), 6);
+        assert_eq!(
+            by_tag(&journal, "t", 10).await,
+            s(1..=6).collect::<Vec<_>>()
+        );
+        drop((conn, journal));
         remove(&path);
     }
 

@@ -323,9 +323,15 @@ type Reply<T> = oneshot::Sender<T>;
 /// by the caller rather than by the writer thread (about 7 % of its time in D1).
 type Written = (Vec<Result<(), JournalError>>, Vec<AtomicWrite>);
 
+/// The result of [`check_values`] for each part of a write, `None` when every part passed:
+/// the caller checks its parts (a payload's UTF-8 is most of it) off the writer thread.
+type Checks = Option<Vec<Result<(), JournalError>>>;
+
 /// Work for the writer thread.
 enum Job {
-    Write(Vec<AtomicWrite>, Reply<Written>),
+    /// Parts to write, and the result of [`check_values`] for each, made by the caller
+    /// (`None`: all passed).
+    Write(Vec<AtomicWrite>, Checks, Reply<Written>),
     Delete(String, u64, Reply<Result<(), JournalError>>),
     Save(SnapshotRecord, Reply<Result<(), JournalError>>),
     Retain(String, usize, Reply<Result<(), JournalError>>),
@@ -1056,7 +1062,7 @@ impl Job {
     fn unanswered(self) -> Done {
         let placeholder = || Err(JournalError::Unknown("not run".into()));
         match self {
-            Job::Write(parts, reply) => {
+            Job::Write(parts, _, reply) => {
                 Done::Write(parts.iter().map(|_| placeholder()).collect(), parts, reply)
             }
             Job::Delete(_, _, reply) | Job::Save(_, reply) | Job::Retain(_, _, reply) => {
@@ -1165,23 +1171,24 @@ impl Writer {
                 continue;
             }
             match job {
-                Job::Write(parts, reply) => {
+                Job::Write(parts, checks, reply) => {
                     // This write and those right after it share the prepared statements.
-                    let mut writes = vec![(parts, reply)];
+                    let mut writes = vec![(parts, checks, reply)];
                     while let Some(Job::Write(..)) = jobs.peek() {
-                        if let Some(Job::Write(parts, reply)) = jobs.next() {
-                            writes.push((parts, reply));
+                        if let Some(Job::Write(parts, checks, reply)) = jobs.next() {
+                            writes.push((parts, checks, reply));
                         }
                     }
                     let mut statements = Statements::prepare(&tx);
                     let mut run = Run::default();
                     let mut written = Vec::with_capacity(writes.len());
-                    for (parts, _) in &writes {
+                    for (parts, checks, _) in &writes {
                         let result = match (&failed, &mut statements) {
                             (Some(error), _) => Err(error.clone()),
                             (None, Err(error)) => Err(error.clone()),
                             (None, Ok(statements)) => {
-                                write_parts(&tx, statements, parts, memory, tail, &mut run)
+                                let checks = checks.as_deref();
+                                write_parts(&tx, statements, parts, checks, memory, tail, &mut run)
                             }
                         };
                         if let Err(error) = &result {
@@ -1191,7 +1198,7 @@ impl Writer {
                     }
                     added.append(&mut run.added);
                     drop(run);
-                    for ((parts, reply), written) in writes.into_iter().zip(written) {
+                    for ((parts, _, reply), written) in writes.into_iter().zip(written) {
                         let results = written.unwrap_or_else(|error| {
                             // Every result is replaced with the error below.
                             let results = parts.iter().map(|_| Err(error.clone())).collect();
@@ -1261,7 +1268,7 @@ impl Writer {
 
 fn fail(job: Job, error: &JournalError) {
     match job {
-        Job::Write(parts, reply) => {
+        Job::Write(parts, _, reply) => {
             let results = parts.iter().map(|_| Err(error.clone())).collect();
             let _ = reply.send((results, parts));
         }
@@ -1311,21 +1318,23 @@ struct Run<'a> {
 }
 
 /// Checks and inserts each part of one write job: one result per part. A part that
-/// conflicts is refused before any of it is written, so it needs no savepoint; any other
-/// failure is returned as `Err`, and the whole transaction must fail.
+/// failed its caller's [`check_values`] (`checks`) or conflicts is refused before any of
+/// it is written, so it needs no savepoint; any other failure is returned as `Err`, and
+/// the whole transaction must fail.
 fn write_parts<'a>(
     conn: &Connection,
     statements: &mut Statements<'_>,
     parts: &'a [AtomicWrite],
+    checks: Option<&[Result<(), JournalError>]>,
     memory: &mut Memory,
     tail: &mut Tail,
     run: &mut Run<'a>,
 ) -> Result<Vec<Result<(), JournalError>>, JournalError> {
     let mut results = Vec::with_capacity(parts.len());
-    for part in parts {
+    for (i, part) in parts.iter().enumerate() {
         let pid = &part.persistence_id;
-        if let Err(error) = check_values(part, MAX_ROW) {
-            results.push(Err(error));
+        if let Some(Err(error)) = checks.and_then(|checks| checks.get(i)) {
+            results.push(Err(error.clone()));
             continue;
         }
         let known = match memory.streams.get(pid) {
@@ -1366,10 +1375,17 @@ fn write_parts<'a>(
                 .map_err(backend)?,
         };
         memory.position = Some(insert_part(statements, id, position, part, run)?);
-        let highest = last.sequence_nr;
-        memory
-            .streams
-            .insert(Arc::clone(pid), Stream { id, highest });
+        let stream = Stream {
+            id,
+            highest: last.sequence_nr,
+        };
+        // Updated in place when known: no second copy of the key to make and drop.
+        match memory.streams.get_mut(pid) {
+            Some(known) => *known = stream,
+            None => {
+                memory.streams.insert(Arc::clone(pid), stream);
+            }
+        }
         results.push(Ok(()));
     }
     Ok(results)
@@ -1449,7 +1465,8 @@ fn insert_part<'a>(
                 .raw_bind_parameter(5, event.version)
                 .map_err(backend)?;
         }
-        // Bound as text without checking it again: `check_values` found it UTF-8.
+        // Bound as text without checking it again: the caller's `check_values` found it
+        // UTF-8.
         let payload = ToSqlOutput::Borrowed(ValueRef::Text(&event.payload));
         insert.raw_bind_parameter(6, payload).map_err(backend)?;
         if changed(|a, b| a.tags == b.tags) {
@@ -1925,9 +1942,16 @@ impl Journal for SqliteJournal {
     fn write(&self, batch: Vec<AtomicWrite>) -> BoxFuture<'_, Vec<Result<(), JournalError>>> {
         Box::pin(async move {
             let parts = batch.len();
+            let checks = batch
+                .iter()
+                .any(|part| check_values(part, MAX_ROW).is_err())
+                .then(|| {
+                    let check = |part| check_values(part, MAX_ROW);
+                    batch.iter().map(check).collect()
+                });
             let (results, _parts) = self
                 .submit(
-                    |reply| Job::Write(batch, reply),
+                    |reply| Job::Write(batch, checks, reply),
                     || ((0..parts).map(|_| Err(stopped())).collect(), Vec::new()),
                 )
                 .await;

@@ -812,16 +812,20 @@ fn run_writer(conn: Connection, jobs: mpsc::Receiver<Job>, max_jobs: usize, inde
         tail: Tail::default(),
         index_batch,
         merge_at: index_batch,
+        done: Vec::new(),
     };
+    // Kept from one transaction to the next: growing a new one each time cost more than
+    // its jobs' own checks.
+    let mut batch = Vec::new();
     while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
+        batch.push(first);
         while batch.len() < max_jobs {
             match jobs.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
-        writer.run(batch);
+        writer.run(&mut batch);
     }
 }
 
@@ -842,6 +846,9 @@ struct Writer {
     /// How many unmerged events the tail must hold for the next merge: `index_batch`, or
     /// more after a merge failed.
     merge_at: usize,
+    /// The answers of a transaction's jobs, kept (empty) from one to the next for its
+    /// memory: a new one each time took the allocator's slow path.
+    done: Vec<Done>,
 }
 
 /// What the writer remembers of the file, so that checking and numbering a part costs no
@@ -1086,16 +1093,16 @@ impl Done {
 
 impl Writer {
     /// Runs a batch of jobs in one transaction and answers them.
-    fn run(&mut self, batch: Vec<Job>) {
+    fn run(&mut self, batch: &mut Vec<Job>) {
         self.transaction(batch);
         if self.tail.valid && self.tail.len >= self.merge_at {
             self.merge();
         }
     }
 
-    /// Merges the unmerged events into the stream index, in a transaction of its own after
-    /// the jobs' (whose callers have their answers): one sorted pass that writes each
-    /// index page once, however many of the merged events it holds. A failure is logged
+    /// Merges the unmerged events into the stream and tag indexes, in a transaction of its
+    /// own after the jobs' (whose callers have their answers): one pass per index that
+    /// writes each index page it changes once, however many of the merged events it holds. A failure is logged
     /// and fails nothing (reads find the events in the tail meanwhile); the next merge is
     /// tried after another batch.
     fn merge(&mut self) {
@@ -1115,19 +1122,20 @@ impl Writer {
     }
 
     /// Runs a batch of jobs in one transaction and answers them.
-    fn transaction(&mut self, batch: Vec<Job>) {
+    fn transaction(&mut self, batch: &mut Vec<Job>) {
         let Writer {
             conn,
             memory,
             data_version,
             tail,
+            done,
             ..
         } = self;
         let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
             Ok(tx) => tx,
             Err(error) => {
                 let error = backend(error);
-                for job in batch {
+                for job in batch.drain(..) {
                     fail(job, &error);
                 }
                 return;
@@ -1150,7 +1158,7 @@ impl Writer {
             drop(tx);
             memory.forget();
             tail.reset();
-            for job in batch {
+            for job in batch.drain(..) {
                 fail(job, &error);
             }
             return;
@@ -1159,9 +1167,9 @@ impl Writer {
         // the tail once they are committed.
         let mut added = Vec::new();
 
-        let mut done = Vec::with_capacity(batch.len());
+        done.reserve(batch.len());
         let mut failed: Option<JournalError> = None;
-        let mut jobs = batch.into_iter().peekable();
+        let mut jobs = batch.drain(..).peekable();
         while let Some(job) = jobs.next() {
             if failed.is_some() {
                 // The transaction is lost: nothing more runs in it (after some errors
@@ -1173,7 +1181,8 @@ impl Writer {
             match job {
                 Job::Write(parts, checks, reply) => {
                     // This write and those right after it share the prepared statements.
-                    let mut writes = vec![(parts, checks, reply)];
+                    let mut writes = Vec::with_capacity(jobs.len() + 1);
+                    writes.push((parts, checks, reply));
                     while let Some(Job::Write(..)) = jobs.peek() {
                         if let Some(Job::Write(parts, checks, reply)) = jobs.next() {
                             writes.push((parts, checks, reply));
@@ -1234,13 +1243,13 @@ impl Writer {
             // error, and what was remembered during it is forgotten.
             drop(tx);
             memory.forget();
-            Done::each_result(&mut done, |result| *result = Err(error.clone()));
+            Done::each_result(done, |result| *result = Err(error.clone()));
         } else if let Err(error) = tx.commit() {
             // The commit may have reached the disk or not.
             memory.forget();
             tail.reset();
             let error = JournalError::Unknown(format!("the SQLite commit failed: {error}"));
-            Done::each_result(&mut done, |result| {
+            Done::each_result(done, |result| {
                 if result.is_ok() {
                     *result = Err(error.clone());
                 }
@@ -1252,7 +1261,7 @@ impl Writer {
                 tail.add(stream, sequence_nr, position);
             }
         }
-        for item in done {
+        for item in done.drain(..) {
             // A caller that went away no longer needs its answer.
             match item {
                 Done::Write(results, parts, reply) => {

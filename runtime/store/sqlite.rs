@@ -814,8 +814,8 @@ fn run_writer(conn: Connection, jobs: mpsc::Receiver<Job>, max_jobs: usize, inde
         merge_at: index_batch,
         done: Vec::new(),
     };
-    // Kept from one transaction to the next: growing a new one each time cost more than
-    // its jobs' own checks.
+    // Kept from one transaction to the next: growing a new one each time took the
+    // allocator's slow path.
     let mut batch = Vec::new();
     while let Ok(first) = jobs.recv() {
         batch.push(first);
@@ -1102,9 +1102,9 @@ impl Writer {
 
     /// Merges the unmerged events into the stream and tag indexes, in a transaction of its
     /// own after the jobs' (whose callers have their answers): one pass per index that
-    /// writes each index page it changes once, however many of the merged events it holds. A failure is logged
-    /// and fails nothing (reads find the events in the tail meanwhile); the next merge is
-    /// tried after another batch.
+    /// writes each index page it changes once, however many of the merged events it
+    /// holds. A failure is logged and fails nothing (reads find the events in the tail
+    /// meanwhile); the next merge is tried after another batch.
     fn merge(&mut self) {
         let merged = merge(&mut self.conn);
         match merged {

@@ -122,7 +122,7 @@ mod sqlite {
     }
 
     // The default batch: in these checks every event stays unmerged, found by position.
-    crate::conformance_suite!(Some(Sqlite::new(8192)));
+    crate::conformance_suite!(Some(Sqlite::new(32_768)));
 
     /// The same checks with the stream index merged every two events, so that reads and
     /// checks meet streams whose events are part merged, part not.

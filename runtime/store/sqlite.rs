@@ -258,8 +258,8 @@ const UNSEEN_TAGGED: &str = "SELECT position, stream, sequence_nr, tags FROM fac
 /// How many events, by default, the stream and tag indexes lag the journal at most before
 /// the writer merges them into them ([`SqliteBuilder::index_batch`]). A merge rewrites
 /// most of the stream index's leaves however few events it brings: at W2's 200,000
-/// commands, 32,768 made D1 1.13 times as fast as 8,192, for merges a quarter as frequent
-/// and three times as long (57 ms against 18; BENCHMARKS.md).
+/// commands, 32,768 made D1 1.06–1.14 times as fast as 8,192, for merges a quarter as
+/// frequent and three times as long (57 ms against 18; BENCHMARKS.md).
 const INDEX_BATCH: usize = 32_768;
 
 const INSERT_EVENT: &str = "INSERT INTO factum_events (position, stream, sequence_nr, manifest, \

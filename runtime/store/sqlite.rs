@@ -628,19 +628,8 @@ fn merge_into_index(tx: &Connection, merged: i64, upto: i64) -> rusqlite::Result
     let mut tagged: Vec<_> = tagged.into_iter().collect();
     tagged.sort_unstable();
     let mut insert = tx.prepare_cached(INSERT_TAGGED)?;
-    let mut list = String::new();
     for (tag, positions) in &tagged {
-        list.clear();
-        list.push('[');
-        for (i, position) in positions.iter().enumerate() {
-            if i > 0 {
-                list.push(',');
-            }
-            // Writing to a `String` cannot fail.
-            let _ = write!(list, "{position}");
-        }
-        list.push(']');
-        insert.execute(params![&**tag, list])?;
+        insert.execute(params![&**tag, positions_json(positions)])?;
     }
     tx.prepare_cached("UPDATE factum_positions SET merged = ?1")?
         .execute([upto])?;
@@ -1014,6 +1003,21 @@ impl Tail {
             .and_then(|tags| tags.get(tag))
             .map_or(&[], Vec::as_slice)
     }
+}
+
+/// `positions` as a JSON array, for `json_each` ([`INSERT_TAGGED`], [`LISTED`]).
+fn positions_json(positions: &[i64]) -> String {
+    let mut list = String::with_capacity(positions.len() * 8 + 2);
+    list.push('[');
+    for (i, position) in positions.iter().enumerate() {
+        if i > 0 {
+            list.push(',');
+        }
+        // Writing to a `String` cannot fail.
+        let _ = write!(list, "{position}");
+    }
+    list.push(']');
+    list
 }
 
 /// Adds the event at `position`, newer than every one in `tags`, to `tag`'s positions
@@ -1870,8 +1874,7 @@ fn read_tag(
         .filter(|&position| position > after && position > tail.merged);
     read_candidates(&mut events, max, candidates, |wanted| {
         // Looked up by position, in one statement.
-        let list = serde_json::to_string(wanted).map_err(JournalError::backend)?;
-        query_events(&tx, &LISTED, [list])
+        query_events(&tx, &LISTED, [positions_json(wanted)])
     })?;
     Ok(events)
 }

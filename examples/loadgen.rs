@@ -268,7 +268,8 @@ fn bench_file(name: &str) -> std::path::PathBuf {
     path
 }
 
-/// D1: W2 on SQLite (synchronous = FULL); `grouped = false` commits every command alone.
+/// D1: W2 on SQLite, durable (each commit's log synced before its answer); `grouped = false`
+/// commits and syncs every command alone.
 async fn d1<A: Bank>(tasks: usize, commands: usize, grouped: bool) -> Figures {
     let journal = factum::SqliteJournal::builder(bench_file("d1"))
         .group_commit(grouped)
@@ -492,7 +493,7 @@ fn plot(points: &[(usize, f64)], baseline: &[(usize, f64)], path: &std::path::Pa
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{}\" y=\"16\" text-anchor=\"middle\">D1: SQLite (synchronous=FULL), W2 commands/s by client tasks</text>\n\
+         <text x=\"{}\" y=\"16\" text-anchor=\"middle\">D1: SQLite (durable), W2 commands/s by client tasks</text>\n\
          <line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n\
          <line x1=\"{left}\" y1=\"20\" x2=\"{left}\" y2=\"{}\" stroke=\"black\"/>\n",
         w / 2.0,

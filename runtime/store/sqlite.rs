@@ -99,6 +99,8 @@
 //!
 //! A read returns only durable events: a committed event that no sync has covered yet
 //! (its sync is still running) makes the reader sync the log itself before it answers.
+//! Opening a file syncs its log once (its last writer may have stopped before a sync), so
+//! that reads of what it held need no sync.
 //! `highest_sequence_nr` may count such an event. When a sync fails, the writes it was to
 //! cover fail with [`JournalError::Unknown`], the journal takes no more writes (a failed
 //! sync may have dropped log pages, and with them every later commit), and reads refuse
@@ -455,21 +457,31 @@ impl SqliteJournal {
         } = options;
         let max_jobs = if group_commit { MAX_JOBS } else { 1 };
         let opened = path.clone();
-        let (conn, (log, space)) = tokio::task::spawn_blocking(move || {
+        let (conn, durability, space) = tokio::task::spawn_blocking(move || {
             let conn = open_writer(&opened)?;
             let log = open_log(&conn)?;
             let space = LogSpace::new(log.try_clone().map_err(JournalError::backend)?);
-            Ok::<_, JournalError>((conn, (log, space)))
+            #[allow(unused_mut)]
+            let mut durability = Durability::new(log);
+            #[cfg(test)]
+            {
+                durability.hook = sync_hook;
+            }
+            // What the file holds may not be durable yet (its last writer may have
+            // stopped before its sync): one sync makes it so, and reads of it need none.
+            let newest: i64 = conn
+                .query_row(NEWEST_POSITION, [], |row| row.get(0))
+                .map_err(backend)?;
+            durability.committed.store(newest, Ordering::Release);
+            durability.sync(newest).map_err(|reason| {
+                JournalError::backend(std::io::Error::other(format!(
+                    "cannot sync the SQLite log: {reason}"
+                )))
+            })?;
+            Ok::<_, JournalError>((conn, Arc::new(durability), space))
         })
         .await
         .map_err(JournalError::backend)??;
-        #[allow(unused_mut)]
-        let mut durability = Durability::new(log);
-        #[cfg(test)]
-        {
-            durability.hook = sync_hook;
-        }
-        let durability = Arc::new(durability);
         let log = if group_commit {
             let (committed, to_sync) = mpsc::channel();
             let (spare, spares) = mpsc::channel();
@@ -989,6 +1001,8 @@ struct Durability {
     failed: OnceLock<String>,
     /// Answer lists handed to the sync thread and not answered yet (0: it is idle).
     handed: AtomicUsize,
+    /// The highest position the writer committed (or found in the file at open).
+    committed: AtomicI64,
 }
 
 impl Durability {
@@ -998,6 +1012,7 @@ impl Durability {
             #[cfg(test)]
             hook: None,
             handed: AtomicUsize::new(0),
+            committed: AtomicI64::new(0),
             synced: AtomicI64::new(0),
             failed: OnceLock::new(),
         }
@@ -1074,7 +1089,9 @@ impl Durability {
         if newest <= self.synced.load(Ordering::Acquire) {
             return Ok(());
         }
-        self.sync(newest).map_err(|reason| {
+        // Committed before the sync starts, so covered by it.
+        let committed = self.committed.load(Ordering::Acquire);
+        self.sync(newest.max(committed)).map_err(|reason| {
             JournalError::backend(std::io::Error::other(format!(
                 "syncing the SQLite log failed ({reason}): events written since may be lost, \
                  and are not read; open the journal again"
@@ -1636,6 +1653,7 @@ impl Writer {
             for (stream, sequence_nr, position) in added {
                 tail.add(stream, sequence_nr, position);
             }
+            durability.committed.fetch_max(tail.seen, Ordering::AcqRel);
         }
         // Even a failed transaction's answers wait for the sync: a commit that failed may
         // have reached the log (its outcome is unknown), and answers leave in order.
@@ -2676,8 +2694,13 @@ mod tests {
         static GATE: Gate = Gate::new();
         static SYNCS: AtomicI64 = AtomicI64::new(0);
         fn gated() -> std::io::Result<()> {
-            GATE.wait();
-            SYNCS.fetch_add(1, Ordering::SeqCst);
+            // Not the sync at open.
+            if let Some("factum-sqlite-sync" | "factum-sqlite-writer") =
+                std::thread::current().name()
+            {
+                GATE.wait();
+                SYNCS.fetch_add(1, Ordering::SeqCst);
+            }
             Ok(())
         }
         for group_commit in [true, false] {
@@ -2710,13 +2733,22 @@ mod tests {
     /// takes no more writes, and reads refuse the events no sync covered.
     #[tokio::test]
     async fn a_failed_sync_fails_its_writes_and_refuses_later_ones() {
+        /// Syncs before it fails: open's sync of what the file holds succeeds.
+        static SYNCS_LEFT: AtomicI64 = AtomicI64::new(0);
         fn failing() -> std::io::Result<()> {
+            if SYNCS_LEFT.fetch_sub(1, Ordering::SeqCst) > 0 {
+                return Ok(());
+            }
             Err(std::io::Error::other("the disk is gone"))
         }
         for group_commit in [true, false] {
             let path = temp_path("sync-fails");
             let mut builder = SqliteJournal::builder(&path).group_commit(group_commit);
             builder.sync = Some(failing);
+            SYNCS_LEFT.store(0, Ordering::SeqCst);
+            let error = builder.clone().open().await.unwrap_err();
+            assert!(error.to_string().contains("the disk is gone"), "{error}");
+            SYNCS_LEFT.store(1, Ordering::SeqCst);
             let journal = builder.open().await.unwrap();
             let written = journal.write(vec![part("s", 1, b"{}")]).await;
             match &written[..] {
@@ -2754,9 +2786,11 @@ mod tests {
             match std::thread::current().name() {
                 // The syncs that answer commits.
                 Some("factum-sqlite-sync" | "factum-sqlite-writer") => GATE.wait(),
-                _ => {
+                Some("factum-sqlite-reader") => {
                     BY_READERS.fetch_add(1, Ordering::SeqCst);
                 }
+                // The sync at open.
+                _ => {}
             }
             Ok(())
         }
@@ -2789,6 +2823,35 @@ mod tests {
             let written = writing.await.unwrap();
             assert!(matches!(written[..], [Ok(())]), "{written:?}");
         }
+        drop(journal);
+        remove(&path);
+    }
+
+    /// Opening a file syncs its log once, so that reading what it held syncs nothing more
+    /// (before, a read of events newer than any read before synced the log each time).
+    #[tokio::test]
+    async fn reads_of_what_a_file_held_at_open_sync_nothing() {
+        static SYNCS: AtomicI64 = AtomicI64::new(0);
+        fn counted() -> std::io::Result<()> {
+            SYNCS.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        let path = temp_path("reopened");
+        let journal = SqliteJournal::open(&path).await.unwrap();
+        for n in 1..=20 {
+            let written = journal.write(vec![part(&format!("s-{n}"), 1, b"{}")]).await;
+            assert!(matches!(written[..], [Ok(())]), "{written:?}");
+        }
+        drop(journal);
+        let mut builder = SqliteJournal::builder(&path);
+        builder.sync = Some(counted);
+        let journal = builder.open().await.unwrap();
+        assert_eq!(SYNCS.load(Ordering::SeqCst), 1, "open syncs once");
+        for n in 1..=20 {
+            assert_eq!(numbers(&journal, &format!("s-{n}")).await, [1]);
+        }
+        assert_eq!(journal.read_all(0, 100).await.unwrap().len(), 20);
+        assert_eq!(SYNCS.load(Ordering::SeqCst), 1, "reads sync nothing");
         drop(journal);
         remove(&path);
     }

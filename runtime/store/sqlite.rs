@@ -5,9 +5,8 @@
 //!
 //! The file is in WAL mode, and a write is acknowledged only after the log holding its
 //! commit is synced, so it survives a crash or a power loss (see "Durability" below). Its
-//! tables (schema
-//! version 3, kept in `PRAGMA user_version`, created on open; a version 1 or 2 file is
-//! migrated in the transaction that opens it):
+//! tables (schema version 4, kept in `PRAGMA user_version`, created on open; a version 1,
+//! 2 or 3 file is migrated in the transaction that opens it):
 //!
 //! - `factum_streams (id, persistence_id, highest)`: one row per stream, its integer `id`
 //!   the key that events are indexed by (an integer compares and stores cheaper than the
@@ -88,23 +87,23 @@
 //! With group commit a sync thread does this, and the writer commits the next jobs
 //! meanwhile; one sync covers every commit before it. A commit that no job waits behind,
 //! made while no sync runs, the writer syncs itself: the hop to the sync thread would only
-//! add its wake-up to a lone client's wait. `synchronous = FULL` would sync
-//! inside the commit, with the write lock held and the writer idle, and with `fsync`,
-//! which also writes the file's times: D1 in BENCHMARKS.md ran about 1.1 to 1.2 times as
-//! fast this way. The log is sequential and checksummed, so a commit that survives a crash
-//! brings every earlier one with it. The writer also keeps 4 MiB of zeroes written ahead
-//! at the end of the log, so that commits write over space the file already has and
-//! their syncs write no new size and blocks (the ext4 journal commit that a growing file
-//! costs each sync).
+//! add its wake-up to a lone client's wait. `synchronous = FULL` would sync inside the
+//! commit, with the write lock held and the writer idle, and with `fsync`, which also
+//! writes the file's times. The log is sequential and checksummed, so a commit that
+//! survives a crash brings every earlier one with it. The writer also keeps 4 MiB of
+//! zeroes written ahead at the end of the log, so that commits write over space the file
+//! already has and their syncs write no new size and blocks (the ext4 journal commit that
+//! a growing file costs each sync). D1 in BENCHMARKS.md ran 1.33 times as fast with both
+//! as with `synchronous = FULL`.
 //!
 //! A read returns only durable events: a committed event that no sync has covered yet
-//! (its sync is still running) makes the reader sync the log itself before it answers.
-//! Opening a file syncs its log once (its last writer may have stopped before a sync), so
-//! that reads of what it held need no sync.
-//! `highest_sequence_nr` may count such an event. When a sync fails, the writes it was to
-//! cover fail with [`JournalError::Unknown`], the journal takes no more writes (a failed
-//! sync may have dropped log pages, and with them every later commit), and reads refuse
-//! the events no sync covered; opening the file again recovers what reached the disk.
+//! (its sync is still running) makes the reader sync the log itself before it answers;
+//! `highest_sequence_nr` may count such an event. Opening a file syncs its log once (its
+//! last writer may have stopped before a sync), so that reads of what it held need no
+//! sync. When a sync fails, the writes it was to cover fail with
+//! [`JournalError::Unknown`], the journal takes no more writes (a failed sync may have
+//! dropped log pages, and with them every later commit), and reads refuse the events no
+//! sync covered; opening the file again recovers what reached the disk.
 //!
 //! # Reading
 //!

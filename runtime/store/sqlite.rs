@@ -97,10 +97,10 @@
 //! as with `synchronous = FULL`.
 //!
 //! A read returns only durable events: a committed event that no sync has covered yet
-//! (its sync is still running) makes the reader sync the log itself before it answers;
-//! `highest_sequence_nr` may count such an event. Opening a file syncs its log once (its
-//! last writer may have stopped before a sync), so that reads of what it held need no
-//! sync. When a sync fails, the writes it was to cover fail with
+//! (its sync is still running) makes the reader sync the log itself before it answers
+//! (`highest_sequence_nr` does the same for every event its read saw). Opening a file
+//! syncs its log once (its last writer may have stopped before a sync), so that reads of
+//! what it held need no sync. When a sync fails, the writes it was to cover fail with
 //! [`JournalError::Unknown`], the journal takes no more writes (a failed sync may have
 //! dropped log pages, and with them every later commit), and reads refuse the events no
 //! sync covered; opening the file again recovers what reached the disk.
@@ -1084,7 +1084,12 @@ impl Durability {
     /// everything committed before it, whichever connection committed it).
     fn before_returning(&self, events: &[EventRecord]) -> Result<(), JournalError> {
         let newest = events.iter().map(|event| event.position).max().unwrap_or(0);
-        let newest = clamp_i64(newest);
+        self.before_returning_up_to(clamp_i64(newest))
+    }
+
+    /// [`Durability::before_returning`] for what a read learned from the events up to
+    /// position `newest`.
+    fn before_returning_up_to(&self, newest: i64) -> Result<(), JournalError> {
         if newest <= self.synced.load(Ordering::Acquire) {
             return Ok(());
         }
@@ -2402,12 +2407,17 @@ impl Journal for SqliteJournal {
         persistence_id: &'a str,
     ) -> BoxFuture<'a, Result<u64, JournalError>> {
         let pid = persistence_id.to_owned();
+        let durability = Arc::clone(&self.inner.durability);
         Box::pin(self.read_with(move |reader| {
             let tx = ReadTransaction::begin(reader)?;
             let mut tail = reader.tail.borrow_mut();
             tail.refresh(&tx)?;
             let mut find = tx.prepare_cached(FIND_STREAM).map_err(backend)?;
-            Ok(find_stream(&mut find, &pid, &mut tail)?.map_or(0, |stream| stream.highest))
+            let highest = find_stream(&mut find, &pid, &mut tail)?.map_or(0, |s| s.highest);
+            // The number may be that of any event this read saw (which one is not known
+            // without another query): all of them must be durable.
+            durability.before_returning_up_to(tail.seen)?;
+            Ok(highest)
         }))
     }
 
@@ -2776,7 +2786,7 @@ mod tests {
 
     /// A read returns events only once they are durable: when the sync of their commit
     /// has not returned yet, the reader syncs the log itself, once, before answering. Each
-    /// of the three reads of events does.
+    /// of the three reads of events does, and so does `highest_sequence_nr`.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_read_returns_only_synced_events() {
         static GATE: Gate = Gate::new();
@@ -2797,7 +2807,7 @@ mod tests {
         let mut builder = SqliteJournal::builder(&path);
         builder.sync = Some(gated);
         let journal = builder.open().await.unwrap();
-        for n in 1..=3 {
+        for n in 1..=4 {
             let gate = GATE.closed();
             let writing = {
                 let journal = journal.clone();
@@ -2806,13 +2816,17 @@ mod tests {
             while committed(&path) < i64::try_from(n).unwrap() {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            let events = match n {
-                1 => journal.read_all(0, 10).await.unwrap(),
-                2 => journal.read("s", 1, u64::MAX, 10).await.unwrap(),
-                _ => journal.read_tag("t", 0, 10).await.unwrap(),
-            };
-            let numbers: Vec<_> = events.iter().map(|e| e.sequence_nr).collect();
-            assert_eq!(numbers, (1..=n).collect::<Vec<_>>());
+            if n == 4 {
+                assert_eq!(journal.highest_sequence_nr("s").await.unwrap(), 4);
+            } else {
+                let events = match n {
+                    1 => journal.read_all(0, 10).await.unwrap(),
+                    2 => journal.read("s", 1, u64::MAX, 10).await.unwrap(),
+                    _ => journal.read_tag("t", 0, 10).await.unwrap(),
+                };
+                let numbers: Vec<_> = events.iter().map(|e| e.sequence_nr).collect();
+                assert_eq!(numbers, (1..=n).collect::<Vec<_>>());
+            }
             assert_eq!(BY_READERS.load(Ordering::SeqCst), i64::try_from(n).unwrap());
             // Now synced: reading them again syncs nothing.
             journal.read_all(0, 10).await.unwrap();

@@ -1661,36 +1661,33 @@ impl Writer {
         }
         // Even a failed transaction's answers wait for the sync: a commit that failed may
         // have reached the log (its outcome is unknown), and answers leave in order.
-        let waiting = match log {
-            Log::Inline => None,
-            // Left in `batch` for the next transaction.
-            Log::Pipelined { .. } => queue.try_recv().ok(),
-        };
-        let idle = durability.handed.load(Ordering::Acquire) == 0;
         match log {
-            // Nothing to commit meanwhile and no sync running: a hop to the sync thread
-            // would only add its wake-up to the wait (a client alone waits for each of its
-            // commands).
-            Log::Pipelined { .. } if waiting.is_none() && idle => {
-                durability.settle([&mut *done], tail.seen);
-            }
             Log::Inline => durability.settle([&mut *done], tail.seen),
             Log::Pipelined {
                 committed, spares, ..
             } => {
-                durability.handed.fetch_add(1, Ordering::AcqRel);
-                let next = spares.try_recv().unwrap_or_default();
-                let done = std::mem::replace(done, next);
-                if let Err(mpsc::SendError((mut done, _))) = committed.send((done, tail.seen)) {
-                    // The sync thread is gone (it panicked): nothing can be synced.
-                    durability.handed.fetch_sub(1, Ordering::AcqRel);
-                    let error = JournalError::Unknown("the SQLite sync thread stopped".into());
-                    Done::each_result(&mut done, |result| *result = Err(error.clone()));
-                    answer(&mut done);
+                // Left in `batch` for the next transaction.
+                let waiting = queue.try_recv().ok();
+                if waiting.is_none() && durability.handed.load(Ordering::Acquire) == 0 {
+                    // Nothing to commit meanwhile and no sync running: a hop to the sync
+                    // thread would only add its wake-up to the wait (a client alone waits
+                    // for each of its commands).
+                    durability.settle([&mut *done], tail.seen);
+                } else {
+                    durability.handed.fetch_add(1, Ordering::AcqRel);
+                    let next = spares.try_recv().unwrap_or_default();
+                    let done = std::mem::replace(done, next);
+                    if let Err(mpsc::SendError((mut done, _))) = committed.send((done, tail.seen)) {
+                        // The sync thread is gone (it panicked): nothing can be synced.
+                        durability.handed.fetch_sub(1, Ordering::AcqRel);
+                        let error = JournalError::Unknown("the SQLite sync thread stopped".into());
+                        Done::each_result(&mut done, |result| *result = Err(error.clone()));
+                        answer(&mut done);
+                    }
                 }
+                batch.extend(waiting);
             }
         }
-        batch.extend(waiting);
     }
 }
 
